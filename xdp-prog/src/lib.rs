@@ -1,0 +1,1 @@
+//! The xdpstack XDP steering program (placeholder until the program lands).
