@@ -7,7 +7,7 @@
 
 use std::ffi::CStr;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::{AttachedMode, Error, XdpMode};
 
@@ -29,10 +29,11 @@ impl XdpLink {
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
+}
 
-    /// The link's file descriptor (dropping the [`XdpLink`] closes it).
-    pub fn as_fd(&self) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd;
+/// The link's file descriptor (dropping the [`XdpLink`] closes it).
+impl AsFd for XdpLink {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }

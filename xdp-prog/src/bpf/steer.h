@@ -34,7 +34,8 @@ struct port_key {
 	__u8 pad;    /* always 0 */
 };
 
-/* The single value of the `config` array. */
+/* The single value of the `config` array. Fields are only ever appended (a seeded drop fraction
+ * for loss injection is the expected next one), so an all-zero tail keeps the old behaviour. */
 struct steer_config {
 	__u32 port_filter;     /* 0: the stack owns its addresses; 1: it shares them with the kernel */
 	__u32 socks_per_queue; /* AF_XDP sockets per RX queue; 0 means 1 */
