@@ -1,0 +1,28 @@
+//! Compile the XDP program and generate its libbpf skeleton; compile steer.h for the host (tests).
+
+use std::env;
+use std::path::PathBuf;
+
+use libbpf_cargo::SkeletonBuilder;
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // libbpf's own headers (bpf_helpers.h, ...) as shipped by libbpf-sys.
+    let libbpf = env::var("DEP_BPF_INCLUDE").expect("libbpf-sys exports DEP_BPF_INCLUDE");
+    // With -target bpf clang does not search the multiarch directory that holds <asm/types.h>.
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
+    SkeletonBuilder::new()
+        .source("src/bpf/steer.bpf.c")
+        .clang_args([
+            "-Wall",
+            &format!("-I{libbpf}"),
+            &format!("-I/usr/include/{arch}-linux-gnu"),
+        ])
+        .build_and_generate(out.join("steer.skel.rs"))
+        .expect("compiling src/bpf/steer.bpf.c (needs clang, see scripts/setup.sh)");
+    cc::Build::new()
+        .file("src/bpf/steer_host.c")
+        .warnings(true)
+        .compile("steer_host");
+    println!("cargo:rerun-if-changed=src/bpf");
+}
