@@ -408,7 +408,7 @@ fn a_second_umem_on_a_busy_queue_gets_ebusy() {
 
 #[test]
 fn sockets_share_one_umem_across_and_within_queues() {
-    let tb = Testbed::unique(2).expect("testbed");
+    let tb = Testbed::unique(3).expect("testbed");
     let ifx = ifindex(&tb.stack_ns, &tb.stack_if);
     let flow = Flow {
         src_mac: tb.stack_mac,
@@ -428,20 +428,12 @@ fn sockets_share_one_umem_across_and_within_queues() {
             0,
             &cfg,
             Share::SameQueue {
-                queue_owner_fd: owner.fd(),
+                queue_owner: &owner,
             },
         )
         .expect("second socket on queue 0");
-        let other = XskSocket::new(
-            &umem,
-            ifx,
-            1,
-            &cfg,
-            Share::NewQueue {
-                umem_owner_fd: owner.fd(),
-            },
-        )
-        .expect("socket on queue 1");
+        let other = XskSocket::new(&umem, ifx, 1, &cfg, Share::NewQueue { umem_owner: &owner })
+            .expect("socket on queue 1");
         assert!(owner.owns_fill_ring());
         assert!(
             !same.owns_fill_ring(),
@@ -450,23 +442,44 @@ fn sockets_share_one_umem_across_and_within_queues() {
         assert!(other.owns_fill_ring(), "a new queue gets its own fill ring");
         assert!(!same.is_zero_copy() && !other.is_zero_copy());
 
-        // A fill/completion pair on an already used queue is refused by the kernel (EINVAL).
+        // Misuse is refused before the kernel sees it: a second fill/completion pair on a queue (the
+        // kernel would say EINVAL), a "same queue" owner on another queue or without a fill ring, an
+        // owner of another UMEM, and a second first socket.
+        let bad = |share| match XskSocket::new(&umem, ifx, 0, &cfg, share) {
+            Err(XskError::InvalidConfig(why)) => why,
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        };
+        assert!(bad(Share::NewQueue { umem_owner: &owner }).contains("Share::SameQueue"));
+        assert!(bad(Share::SameQueue {
+            queue_owner: &other
+        })
+        .contains("fill-ring owner"));
+        assert!(bad(Share::SameQueue { queue_owner: &same }).contains("fill-ring owner"));
+        assert!(bad(Share::First).contains("already registered"));
+        // A queue that holds a socket of this UMEM is busy for a new fill/completion pair.
+        let err = XskSocket::new(&umem, ifx, 1, &cfg, Share::NewQueue { umem_owner: &owner })
+            .unwrap_err();
+        assert!(
+            matches!(err, XskError::QueueBusy { queue_id: 1, .. }),
+            "{err:?}"
+        );
+        let foreign = small_umem(64);
+        let foreign_owner =
+            XskSocket::new(&foreign, ifx, 2, &cfg, Share::First).expect("queue 2 is free");
         let err = XskSocket::new(
             &umem,
             ifx,
-            0,
+            2,
             &cfg,
-            Share::NewQueue {
-                umem_owner_fd: owner.fd(),
+            Share::SameQueue {
+                queue_owner: &foreign_owner,
             },
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("Share::SameQueue"), "{err}");
-        // A second First on the same UMEM is a misuse.
-        assert!(matches!(
-            XskSocket::new(&umem, ifx, 1, &cfg, Share::First),
-            Err(XskError::InvalidConfig(_))
-        ));
+        );
+        assert!(
+            matches!(err, Err(XskError::InvalidConfig(ref why)) if why.contains("another UMEM")),
+            "{err:?}"
+        );
+        drop(foreign_owner);
 
         // The owner fills for the queue; the other socket gets nothing to do.
         let (p0, p1) = pools.split_at_mut(1);

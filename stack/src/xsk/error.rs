@@ -107,9 +107,9 @@ impl fmt::Display for XskError {
             }
             XskError::QueueBusy { ifindex, queue_id } => write!(
                 f,
-                "queue {queue_id} of interface {ifindex} is busy: an AF_XDP socket with another UMEM \
-                 owns it (another program, or a previous instance still tearing down); stop it, or \
-                 share this stack's UMEM (Share::SameQueue)"
+                "queue {queue_id} of interface {ifindex} is busy: another AF_XDP socket owns it \
+                 (another program, or a previous instance still tearing down): stop that; if it is \
+                 one of this stack's sockets, a further socket on the queue uses Share::SameQueue"
             ),
             XskError::ZeroCopyUnsupported { ifindex, queue_id } => write!(
                 f,

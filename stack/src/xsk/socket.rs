@@ -72,23 +72,25 @@ impl SocketConfig {
     }
 }
 
-/// How a socket relates to the stack's UMEM.
+/// How a socket relates to the stack's UMEM. Later sockets name an existing socket of the same
+/// UMEM (not a bare fd), so that the UMEM and the queue can be checked before the kernel sees them.
 #[derive(Debug, Clone, Copy)]
 pub enum Share<'a> {
     /// The first socket of the UMEM: registers it and owns the fill and completion rings of its queue.
     First,
-    /// A socket on an (interface, queue) no socket of this UMEM uses yet: shares the UMEM of
-    /// `umem_owner_fd` (any bound socket of the UMEM) and gets its own fill and completion rings.
+    /// A socket on an (interface, queue) that no socket of this UMEM uses yet: shares the UMEM of
+    /// `umem_owner` (any socket of the UMEM) and gets its own fill and completion rings.
     NewQueue {
-        /// A bound socket of the same UMEM.
-        umem_owner_fd: BorrowedFd<'a>,
+        /// A socket of the same UMEM.
+        umem_owner: &'a XskSocket,
     },
-    /// Another socket on the queue of `queue_owner_fd`: shares that socket's fill and completion rings
-    /// (the kernel refuses a second pair on one queue), so [`XskSocket::refill`] and
-    /// [`XskSocket::reap`] do nothing here; the owner does them for the whole queue.
+    /// Another socket on the queue of `queue_owner`: shares that socket's fill and completion rings
+    /// (the kernel refuses a second pair on one queue with EINVAL), so [`XskSocket::refill`] and
+    /// [`XskSocket::reap`] do nothing here; the owner does them for the whole queue. Drop the owner
+    /// last: completions of this socket's frames arrive on the owner's completion ring.
     SameQueue {
         /// The socket that owns the fill ring of this queue.
-        queue_owner_fd: BorrowedFd<'a>,
+        queue_owner: &'a XskSocket,
     },
 }
 
@@ -162,26 +164,40 @@ impl XskSocket {
         share: Share<'_>,
     ) -> Result<XskSocket, XskError> {
         cfg.validate()?;
-        let first = matches!(share, Share::First);
-        if first {
-            if !umem.claim_registration() {
-                return Err(XskError::InvalidConfig(
-                    "this UMEM is already registered by a Share::First socket; later sockets use \
-                     Share::NewQueue or Share::SameQueue"
-                        .into(),
-                ));
+        let bad = |why: &str| Err(XskError::InvalidConfig(why.into()));
+        match share {
+            Share::First => {
+                if !umem.claim_registration() {
+                    return bad(
+                        "this UMEM is already registered by a Share::First socket; later \
+                         sockets use Share::NewQueue or Share::SameQueue",
+                    );
+                }
             }
-        } else if !umem.is_registered() {
-            return Err(XskError::InvalidConfig(
-                "create the Share::First socket of this UMEM before sockets that share it".into(),
-            ));
+            Share::NewQueue { umem_owner: o } | Share::SameQueue { queue_owner: o }
+                if !Arc::ptr_eq(&o.umem, umem) =>
+            {
+                return bad("the owner socket uses another UMEM");
+            }
+            Share::NewQueue { umem_owner: o } if (o.ifindex, o.queue_id) == (ifindex, queue_id) => {
+                return bad(
+                    "this queue already has fill and completion rings: a further socket on \
+                     it uses Share::SameQueue",
+                );
+            }
+            Share::SameQueue { queue_owner: o }
+                if (o.ifindex, o.queue_id) != (ifindex, queue_id) || !o.owns_fill_ring() =>
+            {
+                return bad(
+                    "Share::SameQueue must name the fill-ring owner of this very queue; a \
+                     socket on another queue uses Share::NewQueue",
+                );
+            }
+            Share::NewQueue { .. } | Share::SameQueue { .. } => {}
         }
         let sock = Self::setup(umem, ifindex, queue_id, cfg, share);
-        if first {
-            match &sock {
-                Ok(_) => umem.set_owner_need_wakeup(cfg.need_wakeup),
-                Err(_) => umem.unclaim_registration(),
-            }
+        if sock.is_err() && matches!(share, Share::First) {
+            umem.unclaim_registration();
         }
         sock
     }
@@ -271,10 +287,12 @@ impl XskSocket {
         bind(fdb, ifindex, queue_id, cfg, share)?;
 
         let options = sys::options(fdb).map_err(os("getsockopt(XDP_OPTIONS)", ""))?;
-        let need_wakeup = if first {
-            cfg.need_wakeup
-        } else {
-            umem.owner_need_wakeup()
+        // Shared sockets inherit the owner's need-wakeup mode from the kernel.
+        let need_wakeup = match share {
+            Share::First => cfg.need_wakeup,
+            Share::NewQueue { umem_owner: o } | Share::SameQueue { queue_owner: o } => {
+                o.need_wakeup
+            }
         };
         Ok(XskSocket {
             rx,
@@ -594,15 +612,10 @@ fn bind(
                 },
             }
         }
-        Share::NewQueue {
-            umem_owner_fd: owner,
-        }
-        | Share::SameQueue {
-            queue_owner_fd: owner,
-        } => {
+        Share::NewQueue { umem_owner: owner } | Share::SameQueue { queue_owner: owner } => {
             // Shared sockets may not pass mode or wakeup flags: they inherit the owner's.
             addr.sxdp_flags = sys::XDP_SHARED_UMEM;
-            addr.sxdp_shared_umem_fd = owner.as_raw_fd() as u32;
+            addr.sxdp_shared_umem_fd = owner.fd.as_raw_fd() as u32;
             bind_retrying(fd, addr)
         }
     };
@@ -659,11 +672,6 @@ fn bind_error(source: io::Error, ifindex: u32, queue_id: u32, share: Share<'_>) 
                 source,
             }
         }
-        libc::EBADF | libc::ENOTSOCK => XskError::Os {
-            op: "bind(AF_XDP)",
-            hint: "the owner fd is not a bound AF_XDP socket",
-            source,
-        },
         _ => XskError::Os {
             op: "bind(AF_XDP)",
             hint: "",
@@ -675,6 +683,16 @@ fn bind_error(source: io::Error, ifindex: u32, queue_id: u32, share: Share<'_>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handles_move_to_worker_threads() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync>() {}
+        send::<XskSocket>();
+        send::<super::super::FramePool>();
+        send::<RxBatch>();
+        send_sync::<Umem>();
+    }
 
     #[test]
     fn socket_config_rejects_what_the_kernel_would() {

@@ -74,9 +74,6 @@ pub struct Umem {
     config: UmemConfig,
     /// A `Share::First` socket has registered (or is registering) the area with the kernel.
     registered: AtomicBool,
-    /// Whether the registering socket bound with `XDP_USE_NEED_WAKEUP`; sockets sharing the UMEM
-    /// inherit that from the kernel.
-    owner_need_wakeup: AtomicBool,
     /// The frame addresses have been handed to frame pools (which may happen once).
     frames_taken: AtomicBool,
 }
@@ -96,7 +93,6 @@ impl Umem {
             area,
             config,
             registered: AtomicBool::new(false),
-            owner_need_wakeup: AtomicBool::new(false),
             frames_taken: AtomicBool::new(false),
         }))
     }
@@ -143,19 +139,6 @@ impl Umem {
     /// Give the claim back after a failed setup of the first socket.
     pub(crate) fn unclaim_registration(&self) {
         self.registered.store(false, Ordering::Release);
-    }
-
-    /// Whether a first socket has registered the area.
-    pub(crate) fn is_registered(&self) -> bool {
-        self.registered.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn set_owner_need_wakeup(&self, on: bool) {
-        self.owner_need_wakeup.store(on, Ordering::Release);
-    }
-
-    pub(crate) fn owner_need_wakeup(&self) -> bool {
-        self.owner_need_wakeup.load(Ordering::Acquire)
     }
 
     /// Claim all frame addresses for the frame pools (possible once per UMEM).
@@ -241,7 +224,6 @@ mod tests {
     #[test]
     fn registration_and_frames_are_claimed_once() {
         let umem = Umem::new(cfg(2048, 4)).unwrap();
-        assert!(!umem.is_registered());
         assert!(umem.claim_registration());
         assert!(!umem.claim_registration());
         umem.unclaim_registration();
