@@ -3,3 +3,4 @@
 
 pub mod testbed;
 pub mod wire;
+pub mod xsk;
