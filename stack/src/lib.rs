@@ -1,6 +1,26 @@
 //! xdpstack: a kernel-bypass TCP/UDP/IPv4 network stack on AF_XDP.
+//!
+//! An XDP program steers the frames that belong to the stack into AF_XDP sockets; pinned worker threads
+//! run Ethernet, ARP, IPv4, ICMP and UDP on them; applications use sockets shaped like `std::net`'s,
+//! talking to the workers through lock-free queues. See `docs/design.md` for the map of the code.
 #![warn(missing_docs)]
 
+pub mod counters;
+pub mod iface;
+mod kneigh;
+pub mod netdev;
+pub mod phy;
+pub mod plan;
+pub mod rand;
+pub mod services;
+pub mod socket;
+mod stack;
 pub mod testbed;
 pub mod wire;
+mod worker;
 pub mod xsk;
+
+pub use socket::{Proto, UdpSocket};
+pub use stack::{Config, ShutdownReport, Stack, StackInfo};
+pub use worker::WorkerReport;
+pub use xdp_prog::{AttachedMode, XdpMode};

@@ -326,6 +326,65 @@ impl Testbed {
     ) -> io::Result<R> {
         in_netns(&self.peer_ns, f)
     }
+
+    /// A stack configuration for this testbed: the stack's interface and address, defaults otherwise.
+    pub fn stack_config(&self) -> crate::Config {
+        let cidr = crate::wire::Ipv4Cidr::new(self.config.stack_addr, self.config.prefix_len)
+            .unwrap_or_else(|_| unreachable!("validated testbed prefix length"));
+        crate::Config::new(self.stack_if.clone(), cidr)
+    }
+
+    /// Start a stack inside the stack namespace.
+    pub fn start_stack(&self, config: crate::Config) -> io::Result<crate::Stack> {
+        self.in_stack_ns(move || crate::Stack::start(config))?
+    }
+
+    /// Send raw Ethernet frames out of the peer's veth end (towards the stack), as a misbehaving or
+    /// hostile neighbour would: through an AF_PACKET socket in the peer namespace.
+    pub fn inject_from_peer(&self, frames: Vec<Vec<u8>>) -> io::Result<()> {
+        let ifname = self.peer_if.clone();
+        self.in_peer_ns(move || packet_send(&ifname, &frames))?
+    }
+}
+
+/// Write `frames` verbatim to interface `ifname` (of the calling thread's namespace) with AF_PACKET.
+fn packet_send(ifname: &str, frames: &[Vec<u8>]) -> io::Result<()> {
+    let cname =
+        std::ffi::CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // Safety: `cname` is a valid NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if ifindex == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Safety: plain socket(2); checked below and closed by OwnedFd.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Safety: `raw` is a fresh descriptor nobody else owns.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    // Safety: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    sll.sll_halen = 6;
+    for frame in frames {
+        // Safety: the buffer and the address are live for the call, with their true lengths.
+        let n = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Testbed {

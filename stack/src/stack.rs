@@ -1,0 +1,632 @@
+//! `Stack`: configuration, start-up (XDP program, UMEM, AF_XDP sockets, pinned workers), the state
+//! that application threads share (descriptors, ports, command queues), and clean shutdown.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+use xdp_prog::{AddrKind, AttachedMode, L4Proto, SteerConfig, Steering, XdpLink, XdpMode};
+
+use crate::counters::Counters;
+use crate::iface::{ArpConfig, IfaceConfig, Interface, ReasmConfig};
+use crate::netdev::NetDev;
+use crate::plan::Plan;
+use crate::rand::Rng;
+use crate::socket::bufpool::BufPool;
+use crate::socket::event::Event;
+use crate::socket::{FdTable, PortTable, Proto, SocketEntry, UdpShared};
+use crate::wire::{EthernetAddress, Ipv4Cidr};
+use crate::worker::{self, Command, WorkerExit, WorkerReport, WorkerSetup};
+use crate::xsk::{self, BindMode, FrameAccount, Share, SocketConfig, Umem, UmemConfig, XskSocket};
+
+/// Everything needed to start a stack.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The interface to attach to.
+    pub iface: String,
+    /// The stack's IPv4 addresses with their prefix lengths.
+    pub addrs: Vec<Ipv4Cidr>,
+    /// Next hop for destinations outside every prefix.
+    pub gateway: Option<Ipv4Addr>,
+    /// Worker threads (each pinned to a core).
+    pub workers: usize,
+    /// Cores to pin workers to, in worker order (default: the last cores of the machine).
+    pub cores: Option<Vec<usize>>,
+    /// XDP attach mode.
+    pub xdp_mode: XdpMode,
+    /// AF_XDP bind mode (zero-copy first by default).
+    pub bind_mode: BindMode,
+    /// Workers and blocked application calls spin instead of sleeping (lowest latency, full cores).
+    pub busy_poll: bool,
+    /// Shared-address mode: the kernel keeps the address and only these ports (plus the ports the stack's
+    /// sockets bind) go to the stack. `None`: the stack owns its addresses outright.
+    pub shared_ports: Option<Vec<(Proto, u16)>>,
+    /// 802.1Q VLAN of the stack's traffic.
+    pub vlan: Option<u16>,
+    /// UMEM frames per AF_XDP socket.
+    pub frames_per_socket: u32,
+    /// Entries of each AF_XDP ring.
+    pub ring_size: u32,
+    /// Datagrams a socket's receive queue holds.
+    pub socket_queue_len: usize,
+    /// Commands a worker's queue holds.
+    pub command_queue_len: usize,
+    /// ARP timings and limits.
+    pub arp: ArpConfig,
+    /// Reassembly limits.
+    pub reasm: ReasmConfig,
+}
+
+impl Config {
+    /// A configuration with defaults for everything but the interface and one address.
+    pub fn new(iface: impl Into<String>, addr: Ipv4Cidr) -> Config {
+        Config {
+            iface: iface.into(),
+            addrs: vec![addr],
+            gateway: None,
+            workers: 1,
+            cores: None,
+            xdp_mode: XdpMode::Auto,
+            bind_mode: BindMode::Auto,
+            busy_poll: false,
+            shared_ports: None,
+            vlan: None,
+            frames_per_socket: 4096,
+            ring_size: 2048,
+            socket_queue_len: 4096,
+            command_queue_len: 8192,
+            arp: ArpConfig::default(),
+            reasm: ReasmConfig::default(),
+        }
+    }
+
+    fn validate(&self) -> io::Result<()> {
+        let bad = |m: String| Err(io::Error::new(io::ErrorKind::InvalidInput, m));
+        if self.addrs.is_empty() {
+            return bad("the stack needs at least one address (--addr A.B.C.D/LEN)".into());
+        }
+        if self.workers == 0 {
+            return bad("--workers must be at least 1".into());
+        }
+        if let Some(cores) = &self.cores {
+            if cores.len() < self.workers {
+                return bad(format!(
+                    "{} workers need {} cores in --cores, got {}",
+                    self.workers,
+                    self.workers,
+                    cores.len()
+                ));
+            }
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if let Some(c) = cores.iter().find(|c| **c >= n) {
+                return bad(format!(
+                    "core {c} does not exist (this machine has cores 0..{})",
+                    n - 1
+                ));
+            }
+        }
+        if !self.ring_size.is_power_of_two() || self.ring_size < 64 {
+            return bad(format!(
+                "ring size {} must be a power of two >= 64",
+                self.ring_size
+            ));
+        }
+        if self.frames_per_socket < 2 * self.ring_size {
+            return bad(format!(
+                "need at least {} frames per socket (twice the ring size)",
+                2 * self.ring_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What start-up attached, for logs and tools.
+#[derive(Debug, Clone)]
+pub struct StackInfo {
+    /// The interface.
+    pub netdev: NetDev,
+    /// XDP mode the program runs in.
+    pub xdp_mode: AttachedMode,
+    /// True when every AF_XDP socket is in zero-copy mode.
+    pub zero_copy: bool,
+    /// The socket plan (which worker owns which queue).
+    pub plan: Plan,
+    /// Core of each worker (None: not pinned).
+    pub cores: Vec<Option<usize>>,
+    /// Frames in the UMEM.
+    pub frames: u32,
+    /// Bytes per frame.
+    pub frame_size: u32,
+}
+
+/// One worker as application threads see it: its command queue and wake-ups.
+#[derive(Debug)]
+pub(crate) struct WorkerLink {
+    pub cmds: ArrayQueue<Command>,
+    /// Wakes the worker when it sleeps.
+    pub wake: Event,
+    /// Wakes application threads waiting for room in `cmds`.
+    pub space: Event,
+    pub counters: Arc<Counters>,
+}
+
+/// The state application threads share with each other and reach the workers through.
+#[derive(Debug)]
+pub(crate) struct StackShared {
+    pub config: Config,
+    pub workers: Vec<WorkerLink>,
+    pub bufs: BufPool,
+    running: AtomicBool,
+    fds: Mutex<FdTable>,
+    ports: Mutex<PortTable>,
+    steering: Mutex<Steering>,
+}
+
+/// How long application calls wait for room in a command queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    NonBlocking,
+    Until(Instant),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl StackShared {
+    pub(crate) fn check_running(&self) -> io::Result<()> {
+        if self.running.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the xdpstack stack has stopped",
+            ))
+        }
+    }
+
+    /// The worker that sends for descriptor `fd`.
+    pub(crate) fn home_worker(&self, fd: i32) -> usize {
+        fd as usize % self.workers.len()
+    }
+
+    pub(crate) fn is_broadcast(&self, a: Ipv4Addr) -> bool {
+        a == Ipv4Addr::BROADCAST || self.config.addrs.iter().any(|c| c.broadcast() == Some(a))
+    }
+
+    fn has_addr(&self, a: Ipv4Addr) -> bool {
+        self.config.addrs.iter().any(|c| c.address() == a)
+    }
+
+    /// The synchronous part of routing, so that `send_to` fails the way a kernel socket does.
+    pub(crate) fn check_route(&self, dst: Ipv4Addr) -> io::Result<()> {
+        if self.has_addr(dst) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{dst} is the stack's own address; xdpstack does not loop traffic back to itself"),
+            ));
+        }
+        if dst.is_multicast() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "xdpstack does not send multicast",
+            ));
+        }
+        let on_link =
+            dst == Ipv4Addr::BROADCAST || self.config.addrs.iter().any(|c| c.contains_addr(dst));
+        if !on_link && self.config.gateway.is_none() {
+            return Err(io::Error::from_raw_os_error(libc::ENETUNREACH));
+        }
+        Ok(())
+    }
+
+    /// Allocate a descriptor and bind `addr` for it.
+    pub(crate) fn bind_port(
+        &self,
+        proto: Proto,
+        addr: SocketAddrV4,
+    ) -> io::Result<(i32, SocketAddrV4)> {
+        let ip = *addr.ip();
+        if !(ip.is_unspecified() || self.has_addr(ip) || self.is_broadcast(ip)) {
+            return Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
+        }
+        let fd = lock(&self.fds).alloc(SocketEntry::Reserved);
+        let bound = lock(&self.ports).bind(proto, addr, fd);
+        let local = match bound {
+            Ok(l) => l,
+            Err(e) => {
+                lock(&self.fds).free(fd);
+                return Err(e);
+            }
+        };
+        // The XDP program must send this port to the stack: broadcasts to it in full-address mode, and
+        // everything to it in shared-address mode.
+        if let Err(e) = lock(&self.steering).add_port(l4(proto), local.port()) {
+            self.release_port(proto, local, fd);
+            return Err(e.into());
+        }
+        Ok((fd, local))
+    }
+
+    pub(crate) fn release_port(&self, proto: Proto, local: SocketAddrV4, fd: i32) {
+        let still_bound = {
+            let mut ports = lock(&self.ports);
+            ports.release(proto, local, fd);
+            ports.is_bound(proto, local.port())
+        };
+        let configured = self
+            .config
+            .shared_ports
+            .as_ref()
+            .is_some_and(|p| p.contains(&(proto, local.port())));
+        if !still_bound && !configured {
+            let _ = lock(&self.steering).remove_port(l4(proto), local.port());
+        }
+        lock(&self.fds).free(fd);
+    }
+
+    pub(crate) fn fd_table_set_udp(&self, fd: i32, s: &Arc<UdpShared>) {
+        lock(&self.fds).set(fd, crate::socket::udp_entry(s));
+    }
+
+    /// Queue a command for worker `w`, waiting for room as `wait` allows.
+    pub(crate) fn push_command(&self, w: usize, cmd: Command, wait: Wait) -> io::Result<()> {
+        let link = &self.workers[w];
+        let mut cmd = cmd;
+        loop {
+            match link.cmds.push(cmd) {
+                Ok(()) => {
+                    link.wake.notify();
+                    return Ok(());
+                }
+                Err(back) => cmd = back,
+            }
+            self.check_running()?;
+            let deadline = match wait {
+                Wait::NonBlocking => return Err(io::ErrorKind::WouldBlock.into()),
+                Wait::Until(d) => d,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "send timed out waiting for the worker",
+                ));
+            }
+            let slice = deadline.min(now + Duration::from_millis(100));
+            link.space.wait_until(Some(slice), || !link.cmds.is_full());
+        }
+    }
+}
+
+fn l4(p: Proto) -> L4Proto {
+    match p {
+        Proto::Udp => L4Proto::Udp,
+        Proto::Tcp => L4Proto::Tcp,
+    }
+}
+
+/// A running stack. Dropping it (or calling [`Stack::shutdown`]) detaches the XDP program, stops and
+/// joins the workers and closes the AF_XDP sockets.
+#[derive(Debug)]
+pub struct Stack {
+    shared: Arc<StackShared>,
+    threads: Vec<JoinHandle<WorkerExit>>,
+    link: Option<XdpLink>,
+    umem: Arc<Umem>,
+    info: StackInfo,
+}
+
+/// What shutdown found.
+#[derive(Debug, Clone)]
+pub struct ShutdownReport {
+    /// Each worker's report.
+    pub workers: Vec<WorkerReport>,
+    /// Frames in the UMEM.
+    pub frames_total: u64,
+    /// Frames accounted for: free lists, the global pool, fill rings, TX rings.
+    pub frames_accounted: i64,
+    /// Counters at the end.
+    pub counters: Vec<(&'static str, u64)>,
+}
+
+impl ShutdownReport {
+    /// Frames that are nowhere (or, if negative, counted twice): must be zero.
+    pub fn frames_lost(&self) -> i64 {
+        self.frames_total as i64 - self.frames_accounted
+    }
+}
+
+fn default_cores(workers: usize) -> Vec<Option<usize>> {
+    let ids = core_affinity::get_core_ids().unwrap_or_default();
+    if ids.is_empty() {
+        return vec![None; workers];
+    }
+    // The last cores, so that core 0 (interrupts, the shell) stays with applications.
+    (0..workers)
+        .map(|i| Some(ids[(ids.len() - 1 - (i % ids.len())) % ids.len()].id))
+        .collect()
+}
+
+impl Stack {
+    /// Start a stack on `config.iface` in the calling thread's network namespace. Needs root (or
+    /// CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW and CAP_IPC_LOCK).
+    pub fn start(config: Config) -> io::Result<Stack> {
+        config.validate()?;
+        let netdev = NetDev::lookup(&config.iface)?;
+        let frame_size = if netdev.mtu as usize + 18 + 256 <= 2048 {
+            2048
+        } else {
+            4096
+        };
+        if netdev.mtu as usize + 18 + 256 > 4096 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "MTU {} of {} is too large for AF_XDP frames (at most 3822)",
+                    netdev.mtu, netdev.name
+                ),
+            ));
+        }
+        let plan = Plan::new(netdev.rx_queues, config.workers, xdp_prog::XSKMAP_SIZE)?;
+        let shared_mode = config.shared_ports.is_some();
+
+        let steering = Steering::load()?;
+        steering.set_config(&SteerConfig {
+            port_filter: shared_mode,
+            socks_per_queue: plan.socks_per_queue,
+        })?;
+        for cidr in &config.addrs {
+            steering.add_addr(cidr.address(), AddrKind::Unicast)?;
+            if let Some(b) = cidr.broadcast() {
+                steering.add_addr(b, AddrKind::Broadcast)?;
+            }
+        }
+        steering.add_addr(Ipv4Addr::BROADCAST, AddrKind::Broadcast)?;
+        for (proto, port) in config.shared_ports.iter().flatten() {
+            steering.add_port(l4(*proto), *port)?;
+        }
+
+        let n_socks = plan.sockets.len() as u32;
+        let frames = config.frames_per_socket * n_socks;
+        let umem = Umem::new(UmemConfig {
+            frame_size,
+            frame_count: frames,
+            fill_size: config.ring_size,
+            comp_size: config.ring_size,
+        })?;
+        let mut pools = xsk::new_shared_pools(&umem, config.workers)?;
+        let sock_cfg = SocketConfig {
+            rx_size: config.ring_size,
+            tx_size: config.ring_size,
+            mode: config.bind_mode,
+            need_wakeup: true,
+        };
+        // All sockets are made here, on one thread, in plan order (each queue's owner first); later
+        // sockets name the socket whose UMEM or queue they share.
+        let mut all: Vec<XskSocket> = Vec::with_capacity(plan.sockets.len());
+        for slot in &plan.sockets {
+            let owner = all.iter().find(|s| s.queue_id() == slot.queue);
+            let share = match (all.first(), owner) {
+                (None, _) => Share::First,
+                (Some(_), Some(queue_owner)) => Share::SameQueue { queue_owner },
+                (Some(umem_owner), None) => Share::NewQueue { umem_owner },
+            };
+            let sock = XskSocket::new(&umem, netdev.ifindex, slot.queue, &sock_cfg, share)?;
+            steering.set_socket(slot.xskmap_index, sock.fd())?;
+            all.push(sock);
+        }
+        let zero_copy = all.iter().all(|s| s.is_zero_copy());
+        let link = steering.attach(netdev.ifindex, config.xdp_mode)?;
+        let mut socks: Vec<Vec<XskSocket>> = (0..config.workers).map(|_| Vec::new()).collect();
+        for (slot, sock) in plan.sockets.iter().zip(all) {
+            socks[slot.worker].push(sock);
+        }
+
+        let cores = match &config.cores {
+            Some(c) => c.iter().take(config.workers).map(|c| Some(*c)).collect(),
+            None => default_cores(config.workers),
+        };
+        let counters: Vec<Arc<Counters>> = (0..config.workers)
+            .map(|_| Arc::new(Counters::default()))
+            .collect();
+        let mut links = Vec::with_capacity(config.workers);
+        for c in &counters {
+            links.push(WorkerLink {
+                cmds: ArrayQueue::new(config.command_queue_len),
+                wake: Event::new()?,
+                space: Event::new()?,
+                counters: c.clone(),
+            });
+        }
+        let mut rng = Rng::from_entropy();
+        let shared = Arc::new(StackShared {
+            workers: links,
+            bufs: BufPool::new(config.socket_queue_len * 2 + config.command_queue_len),
+            running: AtomicBool::new(true),
+            fds: Mutex::new(FdTable::default()),
+            ports: Mutex::new(PortTable::new(Rng::with_seed(rng.next_u64()), shared_mode)),
+            steering: Mutex::new(steering),
+            config,
+        });
+        let info = StackInfo {
+            netdev: netdev.clone(),
+            xdp_mode: link.mode(),
+            zero_copy,
+            plan,
+            cores: cores.clone(),
+            frames,
+            frame_size,
+        };
+        let mut iface_cfg =
+            IfaceConfig::new(EthernetAddress(netdev.mac), shared.config.addrs.clone());
+        iface_cfg.gateway = shared.config.gateway;
+        iface_cfg.mtu = netdev.mtu as usize;
+        iface_cfg.vlan = shared.config.vlan;
+        iface_cfg.shared_address = shared_mode;
+        iface_cfg.arp = shared.config.arp.clone();
+        if shared_mode {
+            // Resolutions go through the kernel's table, which answers in microseconds once the
+            // kernel's own ARP exchange is done: look again often, for about as long in all.
+            iface_cfg.arp.retry_interval = Duration::from_millis(100);
+            iface_cfg.arp.max_requests = 30;
+        }
+        iface_cfg.reasm = shared.config.reasm.clone();
+
+        let mut stack = Stack {
+            shared: shared.clone(),
+            threads: Vec::new(),
+            link: Some(link),
+            umem: umem.clone(),
+            info,
+        };
+        for (index, sock_list) in socks.into_iter().enumerate().rev() {
+            let setup = WorkerSetup {
+                index,
+                core: cores[index],
+                socks: sock_list,
+                pool: pools
+                    .pop()
+                    .ok_or_else(|| io::Error::other("frame pools do not match the workers"))?,
+                umem: umem.clone(),
+                iface: Interface::new(
+                    iface_cfg.clone(),
+                    counters[index].clone(),
+                    rng.next_u64() as u16,
+                ),
+                shared: shared.clone(),
+                counters: counters[index].clone(),
+                announce: index == 0,
+                kernel_neighbors: shared_mode.then_some(netdev.ifindex),
+            };
+            match worker::spawn(setup) {
+                Ok(h) => stack.threads.push(h),
+                Err(e) => {
+                    stack.stop();
+                    return Err(e);
+                }
+            }
+        }
+        stack.threads.reverse();
+        log::info!(
+            "attached to {} (ifindex {}) in {:?} XDP mode, {} queue(s), {} socket(s), {} mode, {} worker(s) on cores {:?}",
+            stack.info.netdev.name,
+            stack.info.netdev.ifindex,
+            stack.info.xdp_mode,
+            stack.info.netdev.rx_queues,
+            stack.info.plan.sockets.len(),
+            if stack.info.zero_copy { "zero-copy" } else { "copy" },
+            stack.shared.workers.len(),
+            stack.info.cores,
+        );
+        Ok(stack)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<StackShared> {
+        &self.shared
+    }
+
+    /// What start-up attached.
+    pub fn info(&self) -> &StackInfo {
+        &self.info
+    }
+
+    /// All counters, summed over workers, followed by the XDP program's counters.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut all = Counters::sum(self.shared.workers.iter().map(|w| &*w.counters));
+        if let Ok(x) = lock(&self.shared.steering).counters() {
+            all.extend([
+                ("XdpSteered", x.steered),
+                ("XdpPassed", x.passed),
+                ("XdpMalformed", x.malformed),
+                ("XdpNoSocket", x.no_socket),
+            ]);
+        }
+        all.push(("XskFramesTotal", u64::from(self.info.frames)));
+        all
+    }
+
+    /// The socket table: every open socket with its descriptor, addresses and queued data.
+    pub fn sockets(&self) -> Vec<crate::socket::SocketSummary> {
+        lock(&self.shared.fds)
+            .iter()
+            .filter_map(|(fd, e)| e.summary(fd))
+            .collect()
+    }
+
+    /// Each worker's own counters.
+    pub fn worker_counters(&self) -> Vec<Vec<(&'static str, u64)>> {
+        self.shared
+            .workers
+            .iter()
+            .map(|w| w.counters.iter().collect())
+            .collect()
+    }
+
+    /// One counter by name (0 when unknown).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, v)| v)
+    }
+
+    /// Detach, stop and join the workers, account for every frame, and close the sockets (those that
+    /// share a queue before the queue's owner).
+    fn stop(&mut self) -> (Vec<WorkerReport>, i64) {
+        // Detach first: from here on the kernel gets the traffic again.
+        self.link.take();
+        self.shared.running.store(false, Ordering::Release);
+        for (w, link) in self.shared.workers.iter().enumerate() {
+            let _ = self.shared.push_command(
+                w,
+                Command::Stop,
+                Wait::Until(Instant::now() + Duration::from_secs(1)),
+            );
+            link.wake.signal();
+        }
+        let exits: Vec<WorkerExit> = self
+            .threads
+            .drain(..)
+            .filter_map(|h| h.join().ok())
+            .collect();
+        let pools: Vec<_> = exits.iter().map(|e| &e.pool).collect();
+        let socks: Vec<_> = exits.iter().flat_map(|e| &e.socks).collect();
+        let batches: Vec<_> = exits.iter().map(|e| &e.batch).collect();
+        let accounted = FrameAccount::of(&pools, &socks, &batches).total();
+        let reports = exits.iter().map(|e| e.report.clone()).collect();
+        let (mut owners, mut others): (Vec<XskSocket>, Vec<XskSocket>) = exits
+            .into_iter()
+            .flat_map(|e| e.socks)
+            .partition(|s| s.owns_fill_ring());
+        others.clear();
+        owners.clear();
+        (reports, accounted)
+    }
+
+    /// Stop the stack and report what became of every frame.
+    pub fn shutdown(mut self) -> ShutdownReport {
+        let (workers, accounted) = self.stop();
+        ShutdownReport {
+            frames_total: u64::from(self.umem.frame_count()),
+            frames_accounted: accounted,
+            counters: Counters::sum(self.shared.workers.iter().map(|w| &*w.counters)),
+            workers,
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() || self.link.is_some() {
+            self.stop();
+        }
+    }
+}

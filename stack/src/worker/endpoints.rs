@@ -1,0 +1,122 @@
+//! The worker's sockets as the protocol engine sees them: demultiplexing tables keyed by socket
+//! address (hash lookups, never a scan) and delivery into the sockets' lock-free queues.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::iface::{Delivery, Endpoints, IcmpError, IcmpErrorKind, UdpInput};
+use crate::socket::bufpool::BufPool;
+use crate::socket::{Datagram, UdpShared};
+use crate::wire::IpProtocol;
+
+/// A small, fast hasher for socket-address keys (not exposed to attacker-chosen collisions in a way
+/// that matters: keys are our own bound addresses).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u8(*b);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(i as u64);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type AddrMap<K, V> = HashMap<K, V, BuildHasherDefault<AddrHasher>>;
+
+/// UDP sockets by local address; `0.0.0.0:port` is the wildcard binding.
+#[derive(Debug, Default)]
+pub(crate) struct UdpTable {
+    by_local: AddrMap<SocketAddrV4, Arc<UdpShared>>,
+}
+
+impl UdpTable {
+    pub(crate) fn insert(&mut self, s: Arc<UdpShared>) {
+        self.by_local.insert(s.local, s);
+    }
+
+    pub(crate) fn remove(&mut self, local: SocketAddrV4, fd: i32) {
+        if self.by_local.get(&local).is_some_and(|s| s.fd == fd) {
+            self.by_local.remove(&local);
+        }
+    }
+
+    /// The socket for `dst`: the exact binding first, then the wildcard.
+    #[inline]
+    pub(crate) fn lookup(&self, dst: SocketAddrV4) -> Option<&Arc<UdpShared>> {
+        self.by_local.get(&dst).or_else(|| {
+            self.by_local
+                .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, dst.port()))
+        })
+    }
+}
+
+/// Borrowed view handed to the engine for one batch.
+pub(crate) struct WorkerEndpoints<'a> {
+    pub udp: &'a UdpTable,
+    pub bufs: &'a BufPool,
+}
+
+impl Endpoints for WorkerEndpoints<'_> {
+    #[inline]
+    fn udp(&mut self, _now: Instant, d: UdpInput<'_>) -> Delivery {
+        let Some(sock) = self.udp.lookup(d.dst) else {
+            return Delivery::NoSocket;
+        };
+        // A connected socket only hears from its peer (as in Linux).
+        if sock.peer().is_some_and(|p| p != d.src) {
+            return Delivery::NoSocket;
+        }
+        let buf = self.bufs.copy_of(d.payload);
+        match sock.rx.push(Datagram { src: d.src, buf }) {
+            Ok(()) => {
+                sock.event.notify();
+                Delivery::Delivered
+            }
+            Err(rejected) => {
+                self.bufs.put(rejected.buf);
+                Delivery::QueueFull
+            }
+        }
+    }
+
+    fn icmp_error(&mut self, _now: Instant, err: IcmpError) {
+        if err.protocol != IpProtocol::Udp {
+            return;
+        }
+        // Linux reports ICMP errors on UDP only to connected sockets (without IP_RECVERR).
+        let Some(sock) = self.udp.lookup(err.local) else {
+            return;
+        };
+        if sock.peer() != Some(err.remote) {
+            return;
+        }
+        let errno = match err.kind {
+            IcmpErrorKind::PortUnreachable | IcmpErrorKind::ProtocolUnreachable => {
+                libc::ECONNREFUSED
+            }
+            IcmpErrorKind::HostUnreachable => libc::EHOSTUNREACH,
+            IcmpErrorKind::FragNeeded(_) => libc::EMSGSIZE,
+            IcmpErrorKind::TimeExceeded | IcmpErrorKind::ParameterProblem => libc::EHOSTUNREACH,
+        };
+        sock.set_error(errno);
+    }
+}

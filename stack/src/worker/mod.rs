@@ -1,0 +1,373 @@
+//! A worker: one thread, pinned to one core, owning its AF_XDP sockets, its frame pool and its share
+//! of protocol state. No locks on the packet path: applications reach it only through its lock-free
+//! command queue, and it reaches them only through their sockets' queues.
+//!
+//! One turn of the loop: drain commands; for each socket reap completions, refill the fill ring and
+//! process a batch of received frames; run due timers; share learned neighbours; flush TX. With nothing
+//! to do it spins briefly, then sleeps in poll(2) on its sockets and its wake-up eventfd (unless
+//! busy-polling, when it never sleeps).
+
+mod command;
+mod device;
+mod endpoints;
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub(crate) use command::Command;
+use device::XskTx;
+use endpoints::{UdpTable, WorkerEndpoints};
+
+use crate::counters::Counters;
+use crate::iface::Interface;
+use crate::kneigh::KernelNeighbors;
+use crate::socket::event::poll_readable;
+use crate::stack::StackShared;
+use crate::wire::EthernetAddress;
+use crate::xsk::{FramePool, RxBatch, Umem, XdpStatistics, XskSocket};
+
+/// Frames handled per RX batch.
+const BATCH: usize = 64;
+/// Commands handled per turn (so that a flood of sends cannot starve receive).
+const COMMANDS_PER_TURN: usize = 256;
+/// Idle spinning before sleeping, when not busy-polling.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+
+/// Everything a worker is made of.
+pub(crate) struct WorkerSetup {
+    pub index: usize,
+    pub core: Option<usize>,
+    pub socks: Vec<XskSocket>,
+    pub pool: FramePool,
+    pub umem: Arc<Umem>,
+    pub iface: Interface,
+    pub shared: Arc<StackShared>,
+    pub counters: Arc<Counters>,
+    pub announce: bool,
+    /// Shared-address mode: resolve neighbours through the kernel's table of this interface.
+    pub kernel_neighbors: Option<u32>,
+}
+
+/// What a worker reports when it stops.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerReport {
+    /// Worker index.
+    pub index: usize,
+    /// Frames in the worker's own free list.
+    pub frames_free: u64,
+    /// Frames its sockets lent to the kernel's fill rings (negative when a socket shares a queue).
+    pub frames_in_fill: i64,
+    /// Frames on its TX rings not yet completed (same caveat).
+    pub frames_in_tx: i64,
+    /// The kernel's statistics of each of its sockets.
+    pub xdp_stats: Vec<XdpStatistics>,
+}
+
+/// What a worker hands back when it stops: its report, and its parts, so that the stack can check
+/// the frame accounting over all workers and close the sockets in a safe order.
+pub(crate) struct WorkerExit {
+    pub report: WorkerReport,
+    pub socks: Vec<XskSocket>,
+    pub pool: FramePool,
+    pub batch: RxBatch,
+}
+
+struct Worker {
+    index: usize,
+    socks: Vec<XskSocket>,
+    pool: FramePool,
+    batch: RxBatch,
+    iface: Interface,
+    udp: UdpTable,
+    shared: Arc<StackShared>,
+    counters: Arc<Counters>,
+    busy_poll: bool,
+    idle_since: Option<Instant>,
+    kneigh: Option<KernelNeighbors>,
+    resolve: Vec<std::net::Ipv4Addr>,
+}
+
+/// Start a worker thread.
+pub(crate) fn spawn(setup: WorkerSetup) -> io::Result<JoinHandle<WorkerExit>> {
+    std::thread::Builder::new()
+        .name(format!("xdpstack-w{}", setup.index))
+        .spawn(move || {
+            if let Some(core) = setup.core {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                    log::warn!("worker {}: could not pin to core {core}", setup.index);
+                }
+            }
+            let busy_poll = setup.shared.config.busy_poll;
+            let mut w = Worker {
+                index: setup.index,
+                batch: RxBatch::new(&setup.umem, BATCH),
+                socks: setup.socks,
+                pool: setup.pool,
+                iface: setup.iface,
+                udp: UdpTable::default(),
+                shared: setup.shared,
+                counters: setup.counters,
+                busy_poll,
+                idle_since: None,
+                kneigh: setup.kernel_neighbors.and_then(|ifindex| {
+                    match KernelNeighbors::open(ifindex) {
+                        Ok(k) => Some(k),
+                        Err(e) => {
+                            log::warn!(
+                                "worker {}: no rtnetlink socket for neighbour resolution: {e}",
+                                setup.index
+                            );
+                            None
+                        }
+                    }
+                }),
+                resolve: Vec::new(),
+            };
+            let report = w.run(setup.announce);
+            WorkerExit {
+                report,
+                socks: w.socks,
+                pool: w.pool,
+                batch: w.batch,
+            }
+        })
+}
+
+impl Worker {
+    fn run(&mut self, announce: bool) -> WorkerReport {
+        for s in &mut self.socks {
+            s.refill(&mut self.pool);
+        }
+        if announce {
+            let mut tx = XskTx {
+                sock: &mut self.socks[0],
+                pool: &mut self.pool,
+                counters: &self.counters,
+            };
+            self.iface.announce(&mut tx);
+        }
+        loop {
+            let now = Instant::now();
+            let Some(mut work) = self.drain_commands(now) else {
+                break;
+            };
+            work += self.receive(now);
+            if self.iface.poll_at().is_some_and(|t| t <= now) {
+                let mut tx = XskTx {
+                    sock: &mut self.socks[0],
+                    pool: &mut self.pool,
+                    counters: &self.counters,
+                };
+                self.iface.poll(now, &mut tx);
+            }
+            self.resolve_through_kernel(now);
+            self.share_learned();
+            for s in &mut self.socks {
+                let _ = s.flush();
+            }
+            if work > 0 {
+                self.idle_since = None;
+            } else {
+                self.idle(now);
+            }
+        }
+        self.report()
+    }
+
+    fn receive(&mut self, now: Instant) -> usize {
+        let mut total = 0;
+        for i in 0..self.socks.len() {
+            let n = {
+                let s = &mut self.socks[i];
+                s.reap(&mut self.pool);
+                s.refill(&mut self.pool);
+                s.recv(&mut self.batch, BATCH)
+            };
+            if n == 0 {
+                continue;
+            }
+            total += n;
+            self.counters.xsk_rx_frames.add(n as u64);
+            let mut tx = XskTx {
+                sock: &mut self.socks[0],
+                pool: &mut self.pool,
+                counters: &self.counters,
+            };
+            let mut ep = WorkerEndpoints {
+                udp: &self.udp,
+                bufs: &self.shared.bufs,
+            };
+            for j in 0..n {
+                self.iface
+                    .receive(now, self.batch.frame_mut(j), &mut tx, &mut ep);
+            }
+            self.batch.recycle_into(&mut self.pool);
+        }
+        total
+    }
+
+    /// Handle queued commands; None when told to stop.
+    fn drain_commands(&mut self, now: Instant) -> Option<usize> {
+        let link = &self.shared.workers[self.index];
+        let mut n = 0;
+        while n < COMMANDS_PER_TURN {
+            let Some(cmd) = link.cmds.pop() else { break };
+            n += 1;
+            match cmd {
+                Command::UdpSend { src, dst, buf } => {
+                    let mut tx = XskTx {
+                        sock: &mut self.socks[0],
+                        pool: &mut self.pool,
+                        counters: &self.counters,
+                    };
+                    // Failures (no route, TX full) are counted by the engine; UDP may drop.
+                    let _ = self.iface.send_udp(now, src, dst, &buf, &mut tx);
+                    self.shared.bufs.put(buf);
+                }
+                Command::UdpRegister(sock) => {
+                    self.udp.insert(sock.clone());
+                    sock.registered.fetch_add(1, Ordering::AcqRel);
+                    sock.event.notify();
+                }
+                Command::UdpUnregister { local, fd } => self.udp.remove(local, fd),
+                Command::Neighbor { ip, mac } => {
+                    let mut tx = XskTx {
+                        sock: &mut self.socks[0],
+                        pool: &mut self.pool,
+                        counters: &self.counters,
+                    };
+                    self.iface.learn(now, ip, mac, &mut tx);
+                }
+                Command::Stop => return None,
+            }
+        }
+        if n > 0 {
+            self.counters.worker_commands.add(n as u64);
+            link.space.notify();
+        }
+        Some(n)
+    }
+
+    /// Shared-address mode: look the engine's unresolved next hops up in the kernel's neighbour table,
+    /// asking the kernel to resolve those it does not know (the engine asks again on its retry timer).
+    fn resolve_through_kernel(&mut self, now: Instant) {
+        let Some(kn) = self.kneigh.as_mut() else {
+            return;
+        };
+        self.resolve.extend(self.iface.take_kernel_resolutions());
+        for ip in self.resolve.drain(..) {
+            match kn.lookup(ip) {
+                Ok(Some(mac)) => {
+                    let mut tx = XskTx {
+                        sock: &mut self.socks[0],
+                        pool: &mut self.pool,
+                        counters: &self.counters,
+                    };
+                    self.iface
+                        .learn_from_wire(now, ip, EthernetAddress(mac), &mut tx);
+                }
+                Ok(None) => {
+                    if let Err(e) = kn.request(ip) {
+                        log::debug!("kernel neighbour request for {ip}: {e}");
+                    }
+                }
+                Err(e) => log::debug!("kernel neighbour lookup for {ip}: {e}"),
+            }
+        }
+    }
+
+    /// Tell the other workers about neighbours this one learned from the wire.
+    fn share_learned(&mut self) {
+        let n = self.shared.workers.len();
+        for (ip, mac) in self.iface.take_learned() {
+            for (w, link) in self.shared.workers.iter().enumerate() {
+                if w != self.index && n > 1 && link.cmds.push(Command::Neighbor { ip, mac }).is_ok()
+                {
+                    link.wake.notify();
+                }
+            }
+        }
+    }
+
+    fn idle(&mut self, now: Instant) {
+        if self.busy_poll {
+            std::hint::spin_loop();
+            return;
+        }
+        let since = *self.idle_since.get_or_insert(now);
+        if now.duration_since(since) < SPIN_BEFORE_SLEEP {
+            std::hint::spin_loop();
+            return;
+        }
+        self.sleep(now);
+        self.idle_since = None;
+    }
+
+    /// Sleep until a frame arrives, an application queues a command, or a timer is due.
+    fn sleep(&mut self, now: Instant) {
+        self.publish_frame_gauges();
+        let link = &self.shared.workers[self.index];
+        link.wake.register();
+        if !link.cmds.is_empty() {
+            link.wake.unregister();
+            return;
+        }
+        let timeout_ms = match self.iface.poll_at() {
+            Some(t) if t <= now => 0,
+            Some(t) => (t - now).as_micros().div_ceil(1000).min(1000) as i32,
+            None => 1000,
+        };
+        let mut fds: Vec<BorrowedFd<'_>> = self.socks.iter().map(|s| s.fd()).collect();
+        fds.push(link.wake.as_fd());
+        poll_readable(&fds, timeout_ms);
+        link.wake.drain();
+        link.wake.unregister();
+        self.counters.worker_sleeps.inc();
+    }
+
+    fn publish_frame_gauges(&self) {
+        let (fill, tx) = self.in_flight();
+        self.counters
+            .xsk_frames_free
+            .set(self.pool.local_count() as u64);
+        self.counters.xsk_frames_in_fill.set(fill as u64);
+        self.counters.xsk_frames_in_tx.set(tx as u64);
+        if self.index == 0 {
+            self.counters
+                .xsk_frames_global
+                .set(self.pool.global_count() as u64);
+        }
+    }
+
+    fn in_flight(&self) -> (i64, i64) {
+        self.socks.iter().fold((0, 0), |(f, t), s| {
+            let i = s.in_flight();
+            (f + i.fill, t + i.tx)
+        })
+    }
+
+    fn report(&mut self) -> WorkerReport {
+        // Take back everything the kernel has finished with before counting.
+        for s in &mut self.socks {
+            let _ = s.flush();
+            s.reap(&mut self.pool);
+        }
+        self.publish_frame_gauges();
+        let (fill, tx) = self.in_flight();
+        WorkerReport {
+            index: self.index,
+            frames_free: self.pool.local_count() as u64,
+            frames_in_fill: fill,
+            frames_in_tx: tx,
+            xdp_stats: self
+                .socks
+                .iter()
+                .filter_map(|s| s.statistics().ok())
+                .collect(),
+        }
+    }
+}
