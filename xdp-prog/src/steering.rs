@@ -61,11 +61,29 @@ fn config_value(cfg: &SteerConfig) -> [u8; size_of::<types::steer_config>()] {
     value
 }
 
+/// Send libbpf's messages to `log` instead of stderr, so that a failure reaches the user as one
+/// clear error from us rather than libbpf's lines followed by ours.
+fn route_libbpf_messages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        fn print(level: libbpf_rs::PrintLevel, msg: String) {
+            let msg = msg.trim_end();
+            match level {
+                libbpf_rs::PrintLevel::Warn => log::warn!(target: "libbpf", "{msg}"),
+                _ => log::debug!(target: "libbpf", "{msg}"),
+            }
+        }
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, print)));
+    });
+}
+
 impl Steering {
     /// Load the program and create its maps (empty; port filter off, one socket per queue).
     ///
-    /// Needs root, or CAP_BPF + CAP_NET_ADMIN. A verifier rejection is printed by libbpf on stderr.
+    /// Needs root, or CAP_BPF + CAP_NET_ADMIN. libbpf's own messages (a verifier rejection among
+    /// them) go to the `log` crate: warnings at `warn`, the rest at `debug`.
     pub fn load() -> Result<Steering, Error> {
+        route_libbpf_messages();
         let mut storage = MaybeUninit::uninit();
         let open = SteerSkelBuilder::default()
             .open(&mut storage)

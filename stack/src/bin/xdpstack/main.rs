@@ -1,1 +1,77 @@
-fn main() {}
+//! The `xdpstack` command: run the stack on an interface with built-in services, and manage the veth
+//! testbed.
+
+mod run;
+mod testbed_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A kernel-bypass TCP/UDP/IPv4 stack on AF_XDP.
+#[derive(Parser, Debug)]
+#[command(name = "xdpstack", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the stack on an interface, with built-in services, until Ctrl-C.
+    Run(run::RunArgs),
+    /// Two network namespaces joined by a veth pair: the stack's end and a kernel peer.
+    Testbed {
+        #[command(subcommand)]
+        action: testbed_cmd::TestbedAction,
+    },
+}
+
+/// Help and version go out as clap prints them; a usage error becomes one line naming the problem.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    let text = e.render().to_string();
+    let problem: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .map(|l| l.trim_start_matches("error: "))
+        .collect();
+    eprintln!(
+        "xdpstack: error: {} (see xdpstack --help)",
+        problem.join(" ")
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let result = match cli.command {
+        Cmd::Run(args) => run::run(args),
+        Cmd::Testbed { action } => testbed_cmd::run(action),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xdpstack: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
