@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run every check and test: formatting, lints, unit tests and the integration tests on real veth
+# testbeds (root: they create network namespaces, attach XDP and open AF_XDP sockets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export CARGO_TERM_COLOR=never
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -j2 -- -D warnings
+cargo test --workspace -j2 -- --test-threads=2
+echo "test.sh: all checks passed"

@@ -1,0 +1,240 @@
+//! The `xdpstack` binary's life: start, Ctrl-C, SIGKILL, and the one-line errors for bad arguments,
+//! missing privileges and busy interfaces. Run against real veth testbeds.
+
+mod common;
+
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use xdpstack::testbed::Testbed;
+
+const BIN: &str = env!("CARGO_BIN_EXE_xdpstack");
+
+fn spawn_stack(tb: &Testbed, extra: &[&str]) -> Child {
+    tb.stack_cmd(BIN)
+        .args([
+            "run",
+            "--iface",
+            &tb.stack_if,
+            "--addr",
+            &tb.stack_cidr(),
+            "--service",
+            "echo-udp:7",
+        ])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn xdpstack")
+}
+
+fn wait_until_answering(tb: &Testbed) {
+    let ip = stack_ip(tb);
+    let ok = wait_for(Duration::from_secs(20), || {
+        tb.peer_cmd("ping")
+            .args(["-c1", "-W1", &ip])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    assert!(ok, "the stack never answered ping");
+}
+
+fn xdp_on_stack_link(tb: &Testbed) -> bool {
+    let out = tb
+        .stack_cmd("ip")
+        .args(["link", "show", "dev", &tb.stack_if])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("xdp")
+}
+
+fn signal(child: &Child, sig: i32) {
+    // Safety: kill(2) on the PID of a child this test spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+fn output_text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sigkill_leaves_no_xdp_program_and_ctrl_c_shuts_down_cleanly() {
+    let tb = testbed(1);
+    let child = spawn_stack(&tb, &[]);
+    wait_until_answering(&tb);
+    assert!(xdp_on_stack_link(&tb), "XDP program attached while running");
+    signal(&child, libc::SIGKILL);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    // The BPF link died with the process: the interface is clean.
+    assert!(
+        wait_for(Duration::from_secs(5), || !xdp_on_stack_link(&tb)),
+        "XDP program left behind"
+    );
+
+    // ... so a new stack attaches (native mode again) and answers, and Ctrl-C stops it cleanly.
+    let child = spawn_stack(&tb, &["--xdp-mode", "native"]);
+    wait_until_answering(&tb);
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = output_text(&out);
+    assert!(
+        out.status.success(),
+        "exit {:?}: {stdout}{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("IcmpInEchos"),
+        "counters printed on exit: {stdout}"
+    );
+    assert!(stdout.contains(" 0 lost"), "{stdout}");
+    assert!(!xdp_on_stack_link(&tb), "XDP detached on exit");
+}
+
+#[test]
+fn duration_flag_runs_and_exits() {
+    let tb = testbed(1);
+    let child = spawn_stack(&tb, &["--duration", "1.5"]);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = output_text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("frames:"), "{stdout}");
+}
+
+fn run_bin(tb: &Testbed, args: &[&str]) -> (bool, String) {
+    let out = tb
+        .stack_cmd(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+#[test]
+fn bad_arguments_get_one_clear_line() {
+    let tb = testbed(2);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run", "--iface", "nosuch0", "--addr", "10.77.0.2/24"],
+            "no interface named \"nosuch0\"",
+        ),
+        (
+            &[
+                "run",
+                "--iface",
+                &tb.stack_if,
+                "--addr",
+                "10.77.0.2/24",
+                "--workers",
+                "3",
+            ],
+            "evenly",
+        ),
+        (
+            &[
+                "run",
+                "--iface",
+                &tb.stack_if,
+                "--addr",
+                "10.77.0.2/24",
+                "--workers",
+                "0",
+            ],
+            "at least 1",
+        ),
+        (
+            &[
+                "run",
+                "--iface",
+                &tb.stack_if,
+                "--addr",
+                "10.77.0.2/24",
+                "--cores",
+                "0,99",
+            ],
+            "core 99 does not exist",
+        ),
+        (
+            &[
+                "run",
+                "--iface",
+                &tb.stack_if,
+                "--addr",
+                "10.77.0.2/24",
+                "--service",
+                "gopher:70",
+            ],
+            "unknown service",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (ok, err) = run_bin(&tb, args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line, got: {err}");
+    }
+    // Malformed values are rejected by the argument parser, naming the flag.
+    let (ok, err) = run_bin(
+        &tb,
+        &["run", "--iface", &tb.stack_if, "--addr", "10.77.0.2"],
+    );
+    assert!(!ok && err.contains("--addr"), "{err}");
+}
+
+#[test]
+fn missing_privileges_get_a_message_naming_the_fix() {
+    let tb = testbed(1);
+    let out = tb
+        .stack_cmd("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            BIN,
+        ])
+        .args(["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr()])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let (_, stderr) = output_text(&out);
+    assert!(!out.status.success());
+    let lower = stderr.to_lowercase();
+    assert!(
+        lower.contains("root") || lower.contains("cap_"),
+        "names the fix: {stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_second_stack_on_a_busy_interface_is_refused_clearly() {
+    let tb = testbed(1);
+    let first = start(&tb, |_| {});
+    let (ok, err) = run_bin(
+        &tb,
+        &["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr()],
+    );
+    assert!(!ok);
+    let lower = err.to_lowercase();
+    assert!(lower.contains("busy") || lower.contains("already"), "{err}");
+    // The first stack is unharmed.
+    let out = peer_run(&tb, "ping", &["-c", "2", "-W", "2", &stack_ip(&tb)]);
+    assert!(out.contains("2 received"), "{out}");
+    finish(first);
+}
