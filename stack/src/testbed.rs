@@ -161,6 +161,13 @@ impl Testbed {
         let mtu = c.mtu.to_string();
         ip(&["netns", "add", &self.stack_ns])?;
         ip(&["netns", "add", &self.peer_ns])?;
+        // IPv4 only: no IPv6 link-local chatter (router solicitations, MLD) on the test link, so that
+        // every frame on it is one a test sent.
+        for ns in [&self.stack_ns, &self.peer_ns] {
+            run_cmd(Command::new("ip").args(["netns", "exec", ns, "sh", "-c"]).arg(
+                "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+            ))?;
+        }
         ip(&[
             "link",
             "add",

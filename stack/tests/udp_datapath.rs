@@ -25,6 +25,10 @@ fn ping_from_the_kernel_gets_replies() {
     assert!(out.contains("5 packets transmitted, 5 received"), "{out}");
     assert!(counter(&stack, "IcmpInEchos") >= 5);
     assert!(counter(&stack, "IcmpOutEchoReps") >= 5);
+    // The peer's kernel found the stack's MAC by asking (ARP request answered by the stack): a fresh
+    // testbed, and Linux does not create entries from our gratuitous ARP (arp_accept = 0).
+    assert!(counter(&stack, "ArpInRequests") >= 1);
+    assert!(counter(&stack, "ArpOutReplies") >= 1);
     // A large ping: 3000 bytes of payload arrive in fragments and the reply leaves in fragments.
     let out = peer_run(
         &tb,
@@ -299,5 +303,27 @@ fn off_link_destinations_go_through_the_gateway() {
     let (n, from) = server.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"via the gateway");
     assert_eq!(from.ip().to_string(), "10.77.0.2");
+    finish(stack);
+}
+
+#[test]
+fn busy_poll_mode_echoes() {
+    let tb = testbed(1);
+    let stack = start(&tb, |c| c.busy_poll = true);
+    let _svc = services::start(&stack, Service::EchoUdp(7)).unwrap();
+    let sock = peer_udp(&tb, "10.77.0.1:0");
+    sock.connect((tb.config.stack_addr, 7)).unwrap();
+    let mut buf = [0u8; 2048];
+    for i in 0..2000u32 {
+        let msg = i.to_be_bytes().repeat(1 + (i as usize % 300));
+        sock.send(&msg).unwrap();
+        let n = sock.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &msg[..]);
+    }
+    assert_eq!(
+        counter(&stack, "WorkerSleeps"),
+        0,
+        "a busy-polling worker never sleeps"
+    );
     finish(stack);
 }

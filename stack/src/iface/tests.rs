@@ -748,3 +748,32 @@ fn test_two_hosts_fragment_and_reassemble_through_faults() {
     assert!(b.counters().ip_reasm_oks.get() > 100);
     assert!(a.counters().ip_frag_oks.get() > 100);
 }
+
+#[test]
+fn test_vlan_frames_are_accepted_on_our_vlan_and_answered_tagged() {
+    let mut cfg = IfaceConfig::new(MAC_US, vec![Ipv4Cidr::new(IP_US, 24).unwrap()]);
+    cfg.vlan = Some(100);
+    let mut i = Interface::new(cfg, Arc::new(Counters::default()), 1);
+    let request = arp(
+        ArpOperation::Request,
+        (MAC_PEER, IP_PEER),
+        (EthernetAddress([0; 6]), IP_US),
+    );
+    let tag = |vid: u16| {
+        let mut f = request[..12].to_vec();
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&vid.to_be_bytes());
+        f.extend_from_slice(&request[12..]);
+        f
+    };
+    let mut tx = Vec::new();
+    i.receive(Instant::now(), &request, &mut tx, &mut Recorder::default());
+    i.receive(Instant::now(), &tag(200), &mut tx, &mut Recorder::default());
+    assert!(tx.is_empty());
+    assert_eq!(i.counters().eth_in_wrong_vlan.get(), 2);
+    i.receive(Instant::now(), &tag(100), &mut tx, &mut Recorder::default());
+    assert_eq!(tx.len(), 1);
+    let reply = EthernetFrame::new_checked(&tx[0][..]).unwrap();
+    assert_eq!(reply.vlan_id(), Some(100));
+    assert_eq!(reply.ethertype(), EtherType::Arp);
+}

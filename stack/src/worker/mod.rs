@@ -185,6 +185,8 @@ impl Worker {
                 let s = &mut self.socks[i];
                 s.reap(&mut self.pool);
                 s.refill(&mut self.pool);
+                // Drivers that set need_wakeup on the fill ring (zero-copy NICs) wait for this poke.
+                s.wake_rx();
                 s.recv(&mut self.batch, BATCH)
             };
             if n == 0 {
