@@ -165,7 +165,8 @@ pub(crate) struct StackShared {
     running: AtomicBool,
     fds: Mutex<FdTable>,
     ports: Mutex<PortTable>,
-    steering: Mutex<Steering>,
+    /// The loaded program and its maps; taken (closed) at shutdown.
+    steering: Mutex<Option<Steering>>,
 }
 
 /// How long application calls wait for room in a command queue.
@@ -181,8 +182,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl StackShared {
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
     pub(crate) fn check_running(&self) -> io::Result<()> {
-        if self.running.load(Ordering::Acquire) {
+        if self.is_running() {
             Ok(())
         } else {
             Err(io::Error::new(
@@ -248,9 +253,13 @@ impl StackShared {
         };
         // The XDP program must send this port to the stack: broadcasts to it in full-address mode, and
         // everything to it in shared-address mode.
-        if let Err(e) = lock(&self.steering).add_port(l4(proto), local.port()) {
+        let added = match lock(&self.steering).as_ref() {
+            Some(s) => s.add_port(l4(proto), local.port()).map_err(io::Error::from),
+            None => self.check_running(),
+        };
+        if let Err(e) = added {
             self.release_port(proto, local, fd);
-            return Err(e.into());
+            return Err(e);
         }
         Ok((fd, local))
     }
@@ -267,7 +276,9 @@ impl StackShared {
             .as_ref()
             .is_some_and(|p| p.contains(&(proto, local.port())));
         if !still_bound && !configured {
-            let _ = lock(&self.steering).remove_port(l4(proto), local.port());
+            if let Some(s) = lock(&self.steering).as_ref() {
+                let _ = s.remove_port(l4(proto), local.port());
+            }
         }
         lock(&self.fds).free(fd);
     }
@@ -300,8 +311,10 @@ impl StackShared {
                     "send timed out waiting for the worker",
                 ));
             }
-            let slice = deadline.min(now + Duration::from_millis(100));
-            link.space.wait_until(Some(slice), || !link.cmds.is_full());
+            // Shutdown signals `space` too, so a stopped stack wakes us.
+            link.space.wait_until(Some(deadline), || {
+                !link.cmds.is_full() || !self.is_running()
+            });
         }
     }
 }
@@ -453,7 +466,7 @@ impl Stack {
             running: AtomicBool::new(true),
             fds: Mutex::new(FdTable::default()),
             ports: Mutex::new(PortTable::new(Rng::with_seed(rng.next_u64()), shared_mode)),
-            steering: Mutex::new(steering),
+            steering: Mutex::new(Some(steering)),
             config,
         });
         let info = StackInfo {
@@ -541,7 +554,7 @@ impl Stack {
     /// All counters, summed over workers, followed by the XDP program's counters.
     pub fn counters(&self) -> Vec<(&'static str, u64)> {
         let mut all = Counters::sum(self.shared.workers.iter().map(|w| &*w.counters));
-        if let Ok(x) = lock(&self.shared.steering).counters() {
+        if let Some(Ok(x)) = lock(&self.shared.steering).as_ref().map(Steering::counters) {
             all.extend([
                 ("XdpSteered", x.steered),
                 ("XdpPassed", x.passed),
@@ -584,7 +597,12 @@ impl Stack {
         // Detach first: from here on the kernel gets the traffic again.
         self.link.take();
         self.shared.running.store(false, Ordering::Release);
+        // Wake every application thread blocked on a socket or on a full command queue.
+        for (_, entry) in lock(&self.shared.fds).iter() {
+            entry.wake();
+        }
         for (w, link) in self.shared.workers.iter().enumerate() {
+            link.space.signal();
             let _ = self.shared.push_command(
                 w,
                 Command::Stop,
@@ -608,6 +626,8 @@ impl Stack {
             .partition(|s| s.owns_fill_ring());
         others.clear();
         owners.clear();
+        // Close the program and its maps now, even if applications still hold sockets.
+        lock(&self.shared.steering).take();
         (reports, accounted)
     }
 

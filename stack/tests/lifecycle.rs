@@ -238,3 +238,53 @@ fn a_second_stack_on_a_busy_interface_is_refused_clearly() {
     assert!(out.contains("2 received"), "{out}");
     finish(first);
 }
+
+#[test]
+fn another_xdp_program_and_a_too_large_mtu_get_clear_errors() {
+    let tb = testbed(1);
+    // Another program (here: a second instance of ours, loaded by this test) holds the interface.
+    let ifname = tb.stack_if.clone();
+    let other = tb
+        .in_stack_ns(move || {
+            let ifindex = xdpstack::netdev::NetDev::lookup(&ifname).unwrap().ifindex;
+            let prog = xdp_prog::Steering::load().unwrap();
+            let link = prog.attach(ifindex, xdp_prog::XdpMode::Native).unwrap();
+            (prog, link)
+        })
+        .unwrap();
+    let (ok, err) = run_bin(
+        &tb,
+        &["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr()],
+    );
+    assert!(!ok);
+    assert!(err.contains("xdp off"), "names the fix: {err}");
+    drop(other);
+
+    // Native XDP on veth refuses a peer MTU above ~3500; auto mode falls back to generic and works.
+    peer_run(
+        &tb,
+        "ip",
+        &["link", "set", "dev", &tb.peer_if, "mtu", "9000"],
+    );
+    let (ok, err) = run_bin(
+        &tb,
+        &[
+            "run",
+            "--iface",
+            &tb.stack_if,
+            "--addr",
+            &tb.stack_cidr(),
+            "--xdp-mode",
+            "native",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.to_lowercase().contains("mtu"), "{err}");
+    let child = spawn_stack(&tb, &["--xdp-mode", "auto"]);
+    wait_until_answering(&tb);
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = output_text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("Generic XDP"), "{stdout}");
+}

@@ -327,3 +327,31 @@ fn busy_poll_mode_echoes() {
     );
     finish(stack);
 }
+
+#[test]
+fn shutdown_wakes_blocked_calls_and_later_calls_fail_clearly() {
+    let tb = testbed(1);
+    let stack = start(&tb, |_| {});
+    let sock = std::sync::Arc::new(UdpSocket::bind(&stack, "0.0.0.0:5000").unwrap());
+    let blocked = {
+        let sock = sock.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let t = Instant::now();
+            (sock.recv_from(&mut buf).map(|_| ()), t)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let stopped_at = Instant::now();
+    finish(stack);
+    let (result, _) = blocked.join().unwrap();
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::NotConnected);
+    assert!(
+        stopped_at.elapsed() < Duration::from_millis(500),
+        "woken at once, not by a periodic check"
+    );
+    assert_eq!(
+        sock.send_to(b"x", "10.77.0.1:9").unwrap_err().kind(),
+        ErrorKind::NotConnected
+    );
+}

@@ -72,6 +72,15 @@ pub struct SocketSummary {
 }
 
 impl SocketEntry {
+    /// Wake whoever waits on this socket (at shutdown).
+    pub(crate) fn wake(&self) {
+        if let SocketEntry::Udp(w) = self {
+            if let Some(s) = w.upgrade() {
+                s.event.signal();
+            }
+        }
+    }
+
     pub(crate) fn summary(&self, fd: i32) -> Option<SocketSummary> {
         match self {
             SocketEntry::Reserved => None,

@@ -202,6 +202,7 @@ impl UdpSocket {
     }
 
     fn send_datagram(&self, buf: &[u8], dst: SocketAddrV4) -> io::Result<usize> {
+        self.stack.check_running()?;
         if let Some(e) = self.shared.take_error() {
             return Err(e);
         }
@@ -246,17 +247,17 @@ impl UdpSocket {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             let deadline = self.opts.read_deadline();
-            let ready =
-                || !self.shared.rx.is_empty() || self.shared.error.load(Ordering::Relaxed) != 0;
-            // Wake at least once a second to notice a stack shutdown.
-            let slice = Instant::now() + Duration::from_secs(1);
-            let until = deadline.map_or(slice, |d| d.min(slice));
-            let ready_now = if self.stack.config.busy_poll {
-                Event::spin_until(Some(until), ready)
-            } else {
-                self.shared.event.wait_until(Some(until), ready)
+            // Shutdown signals every socket's event, so a stopped stack wakes us too.
+            let ready = || {
+                !self.shared.rx.is_empty()
+                    || self.shared.error.load(Ordering::Relaxed) != 0
+                    || !self.stack.is_running()
             };
-            let woke = ready_now || deadline.is_none_or(|d| Instant::now() < d);
+            let woke = if self.stack.config.busy_poll {
+                Event::spin_until(deadline, ready)
+            } else {
+                self.shared.event.wait_until(deadline, ready)
+            };
             if !woke {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "recv timed out"));
             }
