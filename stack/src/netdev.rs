@@ -122,7 +122,7 @@ impl NetDev {
         ioctl(&sock, SIOCGIFMTU, &mut req)?;
         let mtu = i32::from_ne_bytes([req.data[0], req.data[1], req.data[2], req.data[3]]) as u32;
 
-        let rx_queues = channels(&sock, name).unwrap_or(1);
+        let rx_queues = channels(name).map_or(1, |c| (c.rx + c.combined).max(1));
         Ok(NetDev {
             name: name.to_string(),
             ifindex,
@@ -133,22 +133,64 @@ impl NetDev {
     }
 }
 
-/// RX queue count from ETHTOOL_GCHANNELS: rx + combined channels.
-fn channels(sock: &OwnedFd, name: &str) -> io::Result<u32> {
+/// Channel counts of an interface (ETHTOOL_GCHANNELS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Channels {
+    pub rx: u32,
+    pub tx: u32,
+    pub combined: u32,
+}
+
+/// `struct ifreq` (linux/if.h) with the `ifr_data` pointer member of its union, padded to 40 bytes.
+#[repr(C)]
+struct IfReqData {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    data: *mut libc::c_void,
+    _pad: [u8; 16],
+}
+
+/// The channel counts of `name` in the calling thread's network namespace.
+pub(crate) fn channels(name: &str) -> io::Result<Channels> {
+    let named = IfReq::new(name)?;
     let mut ch = EthtoolChannels {
         cmd: ETHTOOL_GCHANNELS,
         ..Default::default()
     };
-    let mut req = IfReq::new(name)?;
-    let ptr = &mut ch as *mut EthtoolChannels as usize;
-    req.data[..std::mem::size_of::<usize>()].copy_from_slice(&ptr.to_ne_bytes());
-    ioctl(sock, SIOCETHTOOL, &mut req)?;
-    Ok((ch.rx_count + ch.combined_count).max(1))
+    let mut req = IfReqData {
+        name: named.name,
+        data: (&mut ch as *mut EthtoolChannels).cast(),
+        _pad: [0; 16],
+    };
+    let sock = control_socket()?;
+    // Safety: SIOCETHTOOL reads an ifreq whose ifr_data points at a `struct ethtool_channels`; both live
+    // on this stack frame for the duration of the call.
+    let rc = unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            SIOCETHTOOL as _,
+            &mut req as *mut IfReqData,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Channels {
+        rx: ch.rx_count,
+        tx: ch.tx_count,
+        combined: ch.combined_count,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_struct_sizes() {
+        assert_eq!(std::mem::size_of::<IfReq>(), 40);
+        assert_eq!(std::mem::size_of::<IfReqData>(), 40);
+        assert_eq!(std::mem::size_of::<EthtoolChannels>(), 36);
+    }
 
     #[test]
     fn loopback_is_not_ethernet_and_missing_is_named() {

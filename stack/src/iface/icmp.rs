@@ -97,19 +97,7 @@ impl Interface {
                     seq_no,
                     data,
                 };
-                let sent = self.dispatch_ip(
-                    now,
-                    Outgoing {
-                        src: Some(meta.dst),
-                        dst: meta.src,
-                        protocol: IpProtocol::Icmp,
-                        payload_len: reply.buffer_len(),
-                    },
-                    tx,
-                    |_, buf| reply.emit(&mut Icmpv4Packet::new_unchecked(buf), ChecksumMode::Full),
-                );
-                if sent.is_ok() {
-                    self.counters.icmp_out_msgs.inc();
+                if self.answer_icmp(now, meta, &reply, tx) {
                     self.counters.icmp_out_echo_reps.inc();
                 }
                 return;
@@ -182,21 +170,35 @@ impl Interface {
             next_hop_mtu: 0,
             invoking: &invoking[..hlen + dlen],
         };
-        let sent = self.dispatch_ip(
-            now,
-            Outgoing {
-                src: Some(meta.dst),
-                dst: meta.src,
-                protocol: IpProtocol::Icmp,
-                payload_len: repr.buffer_len(),
-            },
-            tx,
-            |_, buf| repr.emit(&mut Icmpv4Packet::new_unchecked(buf), ChecksumMode::Full),
-        );
-        if sent.is_ok() {
-            self.counters.icmp_out_msgs.inc();
+        if self.answer_icmp(now, meta, &repr, tx) {
             self.counters.icmp_out_dest_unreachs.inc();
         }
+    }
+
+    /// Send `repr` back to the source of the datagram `meta` describes, from the address it was sent
+    /// to. True when it went out (counted in IcmpOutMsgs).
+    fn answer_icmp<T: TxDevice>(
+        &mut self,
+        now: Instant,
+        meta: IpMeta<'_>,
+        repr: &Icmpv4Repr<'_>,
+        tx: &mut T,
+    ) -> bool {
+        let out = Outgoing {
+            src: Some(meta.dst),
+            dst: meta.src,
+            protocol: IpProtocol::Icmp,
+            payload_len: repr.buffer_len(),
+        };
+        let sent = self
+            .dispatch_ip(now, out, tx, |_, buf| {
+                repr.emit(&mut Icmpv4Packet::new_unchecked(buf), ChecksumMode::Full)
+            })
+            .is_ok();
+        if sent {
+            self.counters.icmp_out_msgs.inc();
+        }
+        sent
     }
 }
 

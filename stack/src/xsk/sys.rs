@@ -302,74 +302,18 @@ pub(crate) fn if_name(ifindex: u32) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
-/// `SIOCETHTOOL` (linux/sockios.h).
-const SIOCETHTOOL: libc::c_ulong = 0x8946;
-/// `ETHTOOL_GCHANNELS` (linux/ethtool.h).
-const ETHTOOL_GCHANNELS: u32 = 0x3c;
-
-/// `struct ethtool_channels` (linux/ethtool.h).
-#[repr(C)]
-#[derive(Default)]
-struct EthtoolChannels {
-    cmd: u32,
-    max_rx: u32,
-    max_tx: u32,
-    max_other: u32,
-    max_combined: u32,
-    rx_count: u32,
-    tx_count: u32,
-    other_count: u32,
-    combined_count: u32,
-}
-
-/// `struct ifreq` (linux/if.h) with the `ifr_data` member of its union, padded to the full 40 bytes.
-#[repr(C)]
-struct IfReqData {
-    name: [libc::c_char; libc::IF_NAMESIZE],
-    data: *mut libc::c_void,
-    _pad: [u8; 16],
-}
-
 /// How many queues an AF_XDP socket can bind to on `ifindex` (the kernel accepts a queue id below
-/// the larger of the real RX and TX queue counts). Asks ethtool (`ETHTOOL_GCHANNELS`) in the calling
-/// thread's namespace; falls back to counting `/sys/class/net/<if>/queues/rx-*` when the interface
-/// found there has the same index (sysfs shows the namespace it was mounted in, not the thread's).
+/// the larger of the real RX and TX queue counts). Asks ethtool (`ETHTOOL_GCHANNELS`, through
+/// [`crate::netdev::channels`]) in the calling thread's namespace; falls back to counting
+/// `/sys/class/net/<if>/queues/rx-*` when the interface found there has the same index (sysfs shows the
+/// namespace it was mounted in, not the thread's).
 pub(crate) fn queue_count(ifindex: u32) -> Option<u32> {
     let name = if_name(ifindex)?;
-    channels(&name).or_else(|| sysfs_queue_count(&name, ifindex))
-}
-
-fn channels(name: &str) -> Option<u32> {
-    let mut ch = EthtoolChannels {
-        cmd: ETHTOOL_GCHANNELS,
-        ..EthtoolChannels::default()
-    };
-    let mut req = IfReqData {
-        name: [0; libc::IF_NAMESIZE],
-        data: (&mut ch as *mut EthtoolChannels).cast(),
-        _pad: [0; 16],
-    };
-    if name.len() >= libc::IF_NAMESIZE {
-        return None;
-    }
-    for (dst, src) in req.name.iter_mut().zip(name.bytes()) {
-        *dst = src as libc::c_char;
-    }
-    // Safety: plain syscall; the socket only serves as a handle for the ioctl.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // Safety: `fd` was just returned by socket() and is owned by nobody else.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // Safety: SIOCETHTOOL reads an ifreq whose ifr_data points at a `struct ethtool_channels`; both
-    // live on this stack frame for the duration of the call.
-    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL, &mut req as *mut IfReqData) };
-    if rc < 0 {
-        return None;
-    }
-    let n = ch.rx_count.max(ch.tx_count).max(ch.combined_count);
-    (n > 0).then_some(n)
+    let from_ethtool = crate::netdev::channels(&name)
+        .ok()
+        .map(|c| c.rx.max(c.tx).max(c.combined))
+        .filter(|n| *n > 0);
+    from_ethtool.or_else(|| sysfs_queue_count(&name, ifindex))
 }
 
 fn sysfs_queue_count(name: &str, ifindex: u32) -> Option<u32> {
@@ -404,8 +348,6 @@ mod tests {
         assert_eq!(size_of::<XdpDesc>(), 16);
         assert_eq!(size_of::<XdpStatistics>(), 48);
         assert_eq!(size_of::<XdpOptions>(), 4);
-        assert_eq!(size_of::<IfReqData>(), 40);
-        assert_eq!(size_of::<EthtoolChannels>(), 36);
     }
 
     #[test]
