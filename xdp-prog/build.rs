@@ -13,16 +13,9 @@ fn main() {
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
     SkeletonBuilder::new()
         .source("src/bpf/steer.bpf.c")
-        .clang_args([
-            "-Wall",
-            &format!("-I{libbpf}"),
-            &format!("-I/usr/include/{arch}-linux-gnu"),
-        ])
+        .clang_args(["-Wall", &format!("-I{libbpf}"), &format!("-I/usr/include/{arch}-linux-gnu")])
         .build_and_generate(out.join("steer.skel.rs"))
         .expect("compiling src/bpf/steer.bpf.c (needs clang, see scripts/setup.sh)");
-    cc::Build::new()
-        .file("src/bpf/steer_host.c")
-        .warnings(true)
-        .compile("steer_host");
+    cc::Build::new().file("src/bpf/steer_host.c").warnings(true).compile("steer_host");
     println!("cargo:rerun-if-changed=src/bpf");
 }

@@ -23,10 +23,7 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         // Single writer: a plain load + store is enough and avoids a locked instruction.
-        self.0.store(
-            self.0.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 
     /// Overwrite the value (gauges).
@@ -196,8 +193,7 @@ define_counters! {
 impl Counters {
     /// Sum several workers' counters into (name, total) pairs.
     pub fn sum<'a>(all: impl IntoIterator<Item = &'a Counters>) -> Vec<(&'static str, u64)> {
-        let mut totals: Vec<(&'static str, u64)> =
-            Counters::NAMES.iter().map(|n| (*n, 0)).collect();
+        let mut totals: Vec<(&'static str, u64)> = Counters::NAMES.iter().map(|n| (*n, 0)).collect();
         for c in all {
             for (slot, (_, v)) in totals.iter_mut().zip(c.iter()) {
                 // Gauges of one worker may be negative (two's complement); the sum is right.

@@ -35,21 +35,14 @@ impl KernelNeighbors {
     pub fn open(ifindex: u32) -> io::Result<KernelNeighbors> {
         // Safety: plain socket(2); the result is checked and then owned.
         let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
+            libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE)
         };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
         // Safety: `raw` is a new descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 200_000,
-        };
+        let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
         // Safety: SO_RCVTIMEO with a live timeval of the right size.
         unsafe {
             libc::setsockopt(
@@ -60,11 +53,7 @@ impl KernelNeighbors {
                 std::mem::size_of::<libc::timeval>() as u32,
             )
         };
-        Ok(KernelNeighbors {
-            fd,
-            ifindex,
-            seq: 1,
-        })
+        Ok(KernelNeighbors { fd, ifindex, seq: 1 })
     }
 
     fn message(&mut self, kind: u16, flags: u16, ip: Ipv4Addr) -> Vec<u8> {

@@ -52,15 +52,9 @@ impl IfReq {
     fn new(name: &str) -> io::Result<IfReq> {
         let bytes = name.as_bytes();
         if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad interface name {name:?}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad interface name {name:?}")));
         }
-        let mut req = IfReq {
-            name: [0; libc::IFNAMSIZ],
-            data: [0; 24],
-        };
+        let mut req = IfReq { name: [0; libc::IFNAMSIZ], data: [0; 24] };
         for (d, s) in req.name.iter_mut().zip(bytes) {
             *d = *s as libc::c_char;
         }
@@ -91,10 +85,7 @@ impl NetDev {
     /// Look up `name` in the calling thread's network namespace.
     pub fn lookup(name: &str) -> io::Result<NetDev> {
         let cname = CString::new(name).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad interface name {name:?}"),
-            )
+            io::Error::new(io::ErrorKind::InvalidInput, format!("bad interface name {name:?}"))
         })?;
         // Safety: `cname` is a valid NUL-terminated string for the duration of the call.
         let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
@@ -112,7 +103,9 @@ impl NetDev {
         if family != libc::ARPHRD_ETHER {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!("interface {name} is not Ethernet (ARPHRD {family}); xdpstack needs an Ethernet device"),
+                format!(
+                    "interface {name} is not Ethernet (ARPHRD {family}); xdpstack needs an Ethernet device"
+                ),
             ));
         }
         let mut mac = [0u8; 6];
@@ -123,13 +116,7 @@ impl NetDev {
         let mtu = i32::from_ne_bytes([req.data[0], req.data[1], req.data[2], req.data[3]]) as u32;
 
         let rx_queues = channels(name).map_or(1, |c| (c.rx + c.combined).max(1));
-        Ok(NetDev {
-            name: name.to_string(),
-            ifindex,
-            mac,
-            mtu,
-            rx_queues,
-        })
+        Ok(NetDev { name: name.to_string(), ifindex, mac, mtu, rx_queues })
     }
 }
 
@@ -152,33 +139,17 @@ struct IfReqData {
 /// The channel counts of `name` in the calling thread's network namespace.
 pub(crate) fn channels(name: &str) -> io::Result<Channels> {
     let named = IfReq::new(name)?;
-    let mut ch = EthtoolChannels {
-        cmd: ETHTOOL_GCHANNELS,
-        ..Default::default()
-    };
-    let mut req = IfReqData {
-        name: named.name,
-        data: (&mut ch as *mut EthtoolChannels).cast(),
-        _pad: [0; 16],
-    };
+    let mut ch = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
+    let mut req =
+        IfReqData { name: named.name, data: (&mut ch as *mut EthtoolChannels).cast(), _pad: [0; 16] };
     let sock = control_socket()?;
     // Safety: SIOCETHTOOL reads an ifreq whose ifr_data points at a `struct ethtool_channels`; both live
     // on this stack frame for the duration of the call.
-    let rc = unsafe {
-        libc::ioctl(
-            sock.as_raw_fd(),
-            SIOCETHTOOL as _,
-            &mut req as *mut IfReqData,
-        )
-    };
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut req as *mut IfReqData) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(Channels {
-        rx: ch.rx_count,
-        tx: ch.tx_count,
-        combined: ch.combined_count,
-    })
+    Ok(Channels { rx: ch.rx_count, tx: ch.tx_count, combined: ch.combined_count })
 }
 
 #[cfg(test)]

@@ -43,14 +43,10 @@ pub fn secret_u64() -> u64 {
     let mut filled = 0;
     while filled < buf.len() {
         // Safety: the pointer and length describe the unfilled tail of `buf`, which is live and writable.
-        let n =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         if n < 0 {
             let err = std::io::Error::last_os_error();
-            assert!(
-                err.kind() == std::io::ErrorKind::Interrupted,
-                "getrandom failed: {err}"
-            );
+            assert!(err.kind() == std::io::ErrorKind::Interrupted, "getrandom failed: {err}");
             continue;
         }
         filled += n as usize;

@@ -104,17 +104,11 @@ impl Config {
             }
             let n = std::thread::available_parallelism().map_or(1, |n| n.get());
             if let Some(c) = cores.iter().find(|c| **c >= n) {
-                return bad(format!(
-                    "core {c} does not exist (this machine has cores 0..{})",
-                    n - 1
-                ));
+                return bad(format!("core {c} does not exist (this machine has cores 0..{})", n - 1));
             }
         }
         if !self.ring_size.is_power_of_two() || self.ring_size < 64 {
-            return bad(format!(
-                "ring size {} must be a power of two >= 64",
-                self.ring_size
-            ));
+            return bad(format!("ring size {} must be a power of two >= 64", self.ring_size));
         }
         if self.frames_per_socket < 2 * self.ring_size {
             return bad(format!(
@@ -190,10 +184,7 @@ impl StackShared {
         if self.is_running() {
             Ok(())
         } else {
-            Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "the xdpstack stack has stopped",
-            ))
+            Err(io::Error::new(io::ErrorKind::NotConnected, "the xdpstack stack has stopped"))
         }
     }
 
@@ -219,13 +210,9 @@ impl StackShared {
             ));
         }
         if dst.is_multicast() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "xdpstack does not send multicast",
-            ));
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "xdpstack does not send multicast"));
         }
-        let on_link =
-            dst == Ipv4Addr::BROADCAST || self.config.addrs.iter().any(|c| c.contains_addr(dst));
+        let on_link = dst == Ipv4Addr::BROADCAST || self.config.addrs.iter().any(|c| c.contains_addr(dst));
         if !on_link && self.config.gateway.is_none() {
             return Err(io::Error::from_raw_os_error(libc::ENETUNREACH));
         }
@@ -233,11 +220,7 @@ impl StackShared {
     }
 
     /// Allocate a descriptor and bind `addr` for it.
-    pub(crate) fn bind_port(
-        &self,
-        proto: Proto,
-        addr: SocketAddrV4,
-    ) -> io::Result<(i32, SocketAddrV4)> {
+    pub(crate) fn bind_port(&self, proto: Proto, addr: SocketAddrV4) -> io::Result<(i32, SocketAddrV4)> {
         let ip = *addr.ip();
         if !(ip.is_unspecified() || self.has_addr(ip) || self.is_broadcast(ip)) {
             return Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
@@ -270,11 +253,8 @@ impl StackShared {
             ports.release(proto, local, fd);
             ports.is_bound(proto, local.port())
         };
-        let configured = self
-            .config
-            .shared_ports
-            .as_ref()
-            .is_some_and(|p| p.contains(&(proto, local.port())));
+        let configured =
+            self.config.shared_ports.as_ref().is_some_and(|p| p.contains(&(proto, local.port())));
         if !still_bound && !configured {
             if let Some(s) = lock(&self.steering).as_ref() {
                 let _ = s.remove_port(l4(proto), local.port());
@@ -306,15 +286,10 @@ impl StackShared {
             };
             let now = Instant::now();
             if now >= deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "send timed out waiting for the worker",
-                ));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "send timed out waiting for the worker"));
             }
             // Shutdown signals `space` too, so a stopped stack wakes us.
-            link.space.wait_until(Some(deadline), || {
-                !link.cmds.is_full() || !self.is_running()
-            });
+            link.space.wait_until(Some(deadline), || !link.cmds.is_full() || !self.is_running());
         }
     }
 }
@@ -363,9 +338,7 @@ fn default_cores(workers: usize) -> Vec<Option<usize>> {
         return vec![None; workers];
     }
     // The last cores, so that core 0 (interrupts, the shell) stays with applications.
-    (0..workers)
-        .map(|i| Some(ids[(ids.len() - 1 - (i % ids.len())) % ids.len()].id))
-        .collect()
+    (0..workers).map(|i| Some(ids[(ids.len() - 1 - (i % ids.len())) % ids.len()].id)).collect()
 }
 
 impl Stack {
@@ -374,11 +347,7 @@ impl Stack {
     pub fn start(config: Config) -> io::Result<Stack> {
         config.validate()?;
         let netdev = NetDev::lookup(&config.iface)?;
-        let frame_size = if netdev.mtu as usize + 18 + 256 <= 2048 {
-            2048
-        } else {
-            4096
-        };
+        let frame_size = if netdev.mtu as usize + 18 + 256 <= 2048 { 2048 } else { 4096 };
         if netdev.mtu as usize + 18 + 256 > 4096 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -392,10 +361,8 @@ impl Stack {
         let shared_mode = config.shared_ports.is_some();
 
         let steering = Steering::load()?;
-        steering.set_config(&SteerConfig {
-            port_filter: shared_mode,
-            socks_per_queue: plan.socks_per_queue,
-        })?;
+        steering
+            .set_config(&SteerConfig { port_filter: shared_mode, socks_per_queue: plan.socks_per_queue })?;
         for cidr in &config.addrs {
             steering.add_addr(cidr.address(), AddrKind::Unicast)?;
             if let Some(b) = cidr.broadcast() {
@@ -447,9 +414,8 @@ impl Stack {
             Some(c) => c.iter().take(config.workers).map(|c| Some(*c)).collect(),
             None => default_cores(config.workers),
         };
-        let counters: Vec<Arc<Counters>> = (0..config.workers)
-            .map(|_| Arc::new(Counters::default()))
-            .collect();
+        let counters: Vec<Arc<Counters>> =
+            (0..config.workers).map(|_| Arc::new(Counters::default())).collect();
         let mut links = Vec::with_capacity(config.workers);
         for c in &counters {
             links.push(WorkerLink {
@@ -478,8 +444,7 @@ impl Stack {
             frames,
             frame_size,
         };
-        let mut iface_cfg =
-            IfaceConfig::new(EthernetAddress(netdev.mac), shared.config.addrs.clone());
+        let mut iface_cfg = IfaceConfig::new(EthernetAddress(netdev.mac), shared.config.addrs.clone());
         iface_cfg.gateway = shared.config.gateway;
         iface_cfg.mtu = netdev.mtu as usize;
         iface_cfg.vlan = shared.config.vlan;
@@ -493,27 +458,16 @@ impl Stack {
         }
         iface_cfg.reasm = shared.config.reasm.clone();
 
-        let mut stack = Stack {
-            shared: shared.clone(),
-            threads: Vec::new(),
-            link: Some(link),
-            umem: umem.clone(),
-            info,
-        };
+        let mut stack =
+            Stack { shared: shared.clone(), threads: Vec::new(), link: Some(link), umem: umem.clone(), info };
         for (index, sock_list) in socks.into_iter().enumerate().rev() {
             let setup = WorkerSetup {
                 index,
                 core: cores[index],
                 socks: sock_list,
-                pool: pools
-                    .pop()
-                    .ok_or_else(|| io::Error::other("frame pools do not match the workers"))?,
+                pool: pools.pop().ok_or_else(|| io::Error::other("frame pools do not match the workers"))?,
                 umem: umem.clone(),
-                iface: Interface::new(
-                    iface_cfg.clone(),
-                    counters[index].clone(),
-                    rng.next_u64() as u16,
-                ),
+                iface: Interface::new(iface_cfg.clone(), counters[index].clone(), rng.next_u64() as u16),
                 shared: shared.clone(),
                 counters: counters[index].clone(),
                 announce: index == 0,
@@ -568,27 +522,17 @@ impl Stack {
 
     /// The socket table: every open socket with its descriptor, addresses and queued data.
     pub fn sockets(&self) -> Vec<crate::socket::SocketSummary> {
-        lock(&self.shared.fds)
-            .iter()
-            .filter_map(|(fd, e)| e.summary(fd))
-            .collect()
+        lock(&self.shared.fds).iter().filter_map(|(fd, e)| e.summary(fd)).collect()
     }
 
     /// Each worker's own counters.
     pub fn worker_counters(&self) -> Vec<Vec<(&'static str, u64)>> {
-        self.shared
-            .workers
-            .iter()
-            .map(|w| w.counters.iter().collect())
-            .collect()
+        self.shared.workers.iter().map(|w| w.counters.iter().collect()).collect()
     }
 
     /// One counter by name (0 when unknown).
     pub fn counter(&self, name: &str) -> u64 {
-        self.counters()
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map_or(0, |(_, v)| v)
+        self.counters().into_iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| v)
     }
 
     /// Detach, stop and join the workers, account for every frame, and close the sockets (those that
@@ -610,20 +554,14 @@ impl Stack {
             );
             link.wake.signal();
         }
-        let exits: Vec<WorkerExit> = self
-            .threads
-            .drain(..)
-            .filter_map(|h| h.join().ok())
-            .collect();
+        let exits: Vec<WorkerExit> = self.threads.drain(..).filter_map(|h| h.join().ok()).collect();
         let pools: Vec<_> = exits.iter().map(|e| &e.pool).collect();
         let socks: Vec<_> = exits.iter().flat_map(|e| &e.socks).collect();
         let batches: Vec<_> = exits.iter().map(|e| &e.batch).collect();
         let accounted = FrameAccount::of(&pools, &socks, &batches).total();
         let reports = exits.iter().map(|e| e.report.clone()).collect();
-        let (mut owners, mut others): (Vec<XskSocket>, Vec<XskSocket>) = exits
-            .into_iter()
-            .flat_map(|e| e.socks)
-            .partition(|s| s.owns_fill_ring());
+        let (mut owners, mut others): (Vec<XskSocket>, Vec<XskSocket>) =
+            exits.into_iter().flat_map(|e| e.socks).partition(|s| s.owns_fill_ring());
         others.clear();
         owners.clear();
         // Close the program and its maps now, even if applications still hold sockets.

@@ -112,12 +112,7 @@ fn ip(args: &[&str]) -> io::Result<Output> {
 impl Testbed {
     /// Names for the namespaces and links of a testbed called `name`.
     fn names(name: &str) -> (String, String, String, String) {
-        (
-            format!("{name}-s"),
-            format!("{name}-p"),
-            format!("xs{name}s"),
-            format!("xs{name}p"),
-        )
+        (format!("{name}-s"), format!("{name}-p"), format!("xs{name}s"), format!("xs{name}p"))
     }
 
     /// Build a testbed. Fails with the reason (not root, `ip` missing, name taken, ...).
@@ -193,35 +188,9 @@ impl Testbed {
         let peer_cidr = format!("{}/{}", c.peer_addr, c.prefix_len);
         ip(&["-n", &self.stack_ns, "link", "set", "lo", "up"])?;
         ip(&["-n", &self.peer_ns, "link", "set", "lo", "up"])?;
-        ip(&[
-            "-n",
-            &self.stack_ns,
-            "link",
-            "set",
-            &self.stack_if,
-            "mtu",
-            &mtu,
-            "up",
-        ])?;
-        ip(&[
-            "-n",
-            &self.peer_ns,
-            "link",
-            "set",
-            &self.peer_if,
-            "mtu",
-            &mtu,
-            "up",
-        ])?;
-        ip(&[
-            "-n",
-            &self.peer_ns,
-            "addr",
-            "add",
-            &peer_cidr,
-            "dev",
-            &self.peer_if,
-        ])?;
+        ip(&["-n", &self.stack_ns, "link", "set", &self.stack_if, "mtu", &mtu, "up"])?;
+        ip(&["-n", &self.peer_ns, "link", "set", &self.peer_if, "mtu", &mtu, "up"])?;
+        ip(&["-n", &self.peer_ns, "addr", "add", &peer_cidr, "dev", &self.peer_if])?;
         // PLATFORM.md: without this the kernel peer sends partial (pseudo-header only) checksums.
         run_cmd(Command::new("ip").args([
             "netns",
@@ -244,11 +213,7 @@ impl Testbed {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("t{}x{}", std::process::id() % 1_000_000, n % 100);
-        Testbed::up(TestbedConfig {
-            name,
-            queues,
-            ..TestbedConfig::default()
-        })
+        Testbed::up(TestbedConfig { name, queues, ..TestbedConfig::default() })
     }
 
     /// Look up an existing testbed by name (for `testbed down` or a second process).
@@ -256,18 +221,12 @@ impl Testbed {
         validate_name(name)?;
         let (stack_ns, peer_ns, stack_if, peer_if) = Self::names(name);
         if !netns_exists(&stack_ns) && !netns_exists(&peer_ns) {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no testbed named {name:?}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no testbed named {name:?}")));
         }
         let stack_mac = link_mac(&stack_ns, &stack_if).unwrap_or([0; 6]);
         let peer_mac = link_mac(&peer_ns, &peer_if).unwrap_or([0; 6]);
         Ok(Testbed {
-            config: TestbedConfig {
-                name: name.into(),
-                ..TestbedConfig::default()
-            },
+            config: TestbedConfig { name: name.into(), ..TestbedConfig::default() },
             stack_ns,
             peer_ns,
             stack_if,
@@ -319,18 +278,12 @@ impl Testbed {
 
     /// Run `f` on a new thread that has entered the stack namespace. Sockets, BPF links and threads
     /// created inside `f` belong to that namespace for their whole life, whichever thread uses them.
-    pub fn in_stack_ns<R: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> R + Send + 'static,
-    ) -> io::Result<R> {
+    pub fn in_stack_ns<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> io::Result<R> {
         in_netns(&self.stack_ns, f)
     }
 
     /// Run `f` on a new thread that has entered the peer namespace (for kernel sockets on the peer).
-    pub fn in_peer_ns<R: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> R + Send + 'static,
-    ) -> io::Result<R> {
+    pub fn in_peer_ns<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> io::Result<R> {
         in_netns(&self.peer_ns, f)
     }
 
@@ -356,8 +309,7 @@ impl Testbed {
 
 /// Write `frames` verbatim to interface `ifname` (of the calling thread's namespace) with AF_PACKET.
 fn packet_send(ifname: &str, frames: &[Vec<u8>]) -> io::Result<()> {
-    let cname =
-        std::ffi::CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let cname = std::ffi::CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // Safety: `cname` is a valid NUL-terminated string.
     let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
     if ifindex == 0 {
@@ -421,9 +373,7 @@ fn link_mac(ns: &str, link: &str) -> io::Result<[u8; 6]> {
         .split_whitespace()
         .skip_while(|w| *w != "link/ether")
         .nth(1)
-        .ok_or_else(|| {
-            io::Error::other(format!("no MAC address in `ip link show {link}`: {text}"))
-        })?;
+        .ok_or_else(|| io::Error::other(format!("no MAC address in `ip link show {link}`: {text}")))?;
     parse_mac(mac).ok_or_else(|| io::Error::other(format!("bad MAC address {mac:?}")))
 }
 
@@ -438,16 +388,10 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 /// Run `f` on a fresh thread inside network namespace `ns` (a name under /var/run/netns).
-pub fn in_netns<R: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> R + Send + 'static,
-) -> io::Result<R> {
+pub fn in_netns<R: Send + 'static>(ns: &str, f: impl FnOnce() -> R + Send + 'static) -> io::Result<R> {
     let path = std::path::Path::new("/var/run/netns").join(ns);
     let file = File::open(&path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot open network namespace {}: {e}", path.display()),
-        )
+        io::Error::new(e.kind(), format!("cannot open network namespace {}: {e}", path.display()))
     })?;
     std::thread::spawn(move || {
         // Safety: setns only changes the network namespace of this (new) thread; the fd is valid for the

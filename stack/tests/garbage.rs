@@ -10,8 +10,8 @@ use common::*;
 use xdpstack::services::{self, Service};
 use xdpstack::testbed::Testbed;
 use xdpstack::wire::{
-    ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv4Packet,
-    Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv4Repr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 const COPIES: u64 = 5;
@@ -64,20 +64,11 @@ impl Frames<'_> {
     }
 
     fn udp(&self, dport: u16, data: &[u8]) -> Vec<u8> {
-        let repr = UdpRepr {
-            src_port: 40000,
-            dst_port: dport,
-            payload_len: data.len(),
-        };
+        let repr = UdpRepr { src_port: 40000, dst_port: dport, payload_len: data.len() };
         let mut u = vec![0u8; 8 + data.len()];
         u[8..].copy_from_slice(data);
         let (s, d) = (self.tb.config.peer_addr, self.tb.config.stack_addr);
-        repr.emit(
-            &mut UdpPacket::new_unchecked(&mut u[..]),
-            s,
-            d,
-            ChecksumMode::Full,
-        );
+        repr.emit(&mut UdpPacket::new_unchecked(&mut u[..]), s, d, ChecksumMode::Full);
         u
     }
 
@@ -101,11 +92,7 @@ fn malformed_frames_are_counted_by_name_and_change_nothing_else() {
     let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
     // Caught by the XDP program (it cannot even find the destination address): passed to the kernel,
     // which drops them.
-    cases.push((
-        "IPv4 header cut short",
-        f.eth(tb.stack_mac, &good_ip[..12]),
-        "XdpMalformed",
-    ));
+    cases.push(("IPv4 header cut short", f.eth(tb.stack_mac, &good_ip[..12]), "XdpMalformed"));
     let mut v = good_ip.clone();
     v[0] = 0x44;
     cases.push(("IHL below 5", f.to_stack(&v), "XdpMalformed"));
@@ -122,19 +109,11 @@ fn malformed_frames_are_counted_by_name_and_change_nothing_else() {
     v[2..4].copy_from_slice(&1400u16.to_be_bytes());
     let mut p = Ipv4Packet::new_unchecked(&mut v[..]);
     p.fill_checksum();
-    cases.push((
-        "total length beyond the frame",
-        f.to_stack(&v),
-        "IpInBadTotalLen",
-    ));
+    cases.push(("total length beyond the frame", f.to_stack(&v), "IpInBadTotalLen"));
     let mut v = good.clone();
     let last = v.len() - 1;
     v[last] ^= 1;
-    cases.push((
-        "bad UDP checksum",
-        f.to_stack(&f.ip(IpProtocol::Udp, &v, (false, 0))),
-        "UdpInCsumErrors",
-    ));
+    cases.push(("bad UDP checksum", f.to_stack(&f.ip(IpProtocol::Udp, &v, (false, 0))), "UdpInCsumErrors"));
     let mut v = good.clone();
     v[4..6].copy_from_slice(&300u16.to_be_bytes());
     cases.push((
@@ -144,21 +123,10 @@ fn malformed_frames_are_counted_by_name_and_change_nothing_else() {
     ));
     let mut v = good.clone();
     v[4..6].copy_from_slice(&4u16.to_be_bytes());
-    cases.push((
-        "UDP length below 8",
-        f.to_stack(&f.ip(IpProtocol::Udp, &v, (false, 0))),
-        "UdpInErrors",
-    ));
-    let echo = Icmpv4Repr::EchoRequest {
-        ident: 1,
-        seq_no: 1,
-        data: b"data",
-    };
+    cases.push(("UDP length below 8", f.to_stack(&f.ip(IpProtocol::Udp, &v, (false, 0))), "UdpInErrors"));
+    let echo = Icmpv4Repr::EchoRequest { ident: 1, seq_no: 1, data: b"data" };
     let mut v = vec![0u8; echo.buffer_len()];
-    echo.emit(
-        &mut Icmpv4Packet::new_unchecked(&mut v[..]),
-        ChecksumMode::Full,
-    );
+    echo.emit(&mut Icmpv4Packet::new_unchecked(&mut v[..]), ChecksumMode::Full);
     v[2] ^= 0xff;
     cases.push((
         "bad ICMP checksum",
@@ -167,11 +135,7 @@ fn malformed_frames_are_counted_by_name_and_change_nothing_else() {
     ));
     let frag = f.ip(IpProtocol::Udp, &[0u8; 64], (true, 65528));
     cases.push(("fragment past 64 KiB", f.to_stack(&frag), "IpReasmFails"));
-    cases.push((
-        "our IP, another MAC",
-        f.eth([0x02, 1, 2, 3, 4, 5], &good_ip),
-        "EthInNotForUs",
-    ));
+    cases.push(("our IP, another MAC", f.eth([0x02, 1, 2, 3, 4, 5], &good_ip), "EthInNotForUs"));
     let to_other = {
         let mut v = good_ip.clone();
         v[16..20].copy_from_slice(&Ipv4Addr::new(10, 77, 0, 99).octets());
@@ -188,29 +152,15 @@ fn malformed_frames_are_counted_by_name_and_change_nothing_else() {
             let now = stack.counter(counter);
             now >= before.iter().find(|(n, _)| n == counter).map_or(0, |c| c.1) + COPIES
         });
-        assert!(
-            moved,
-            "{what}: {counter} did not rise by {COPIES}; counters {:?}",
-            nonzero(&stack)
-        );
+        assert!(moved, "{what}: {counter} did not rise by {COPIES}; counters {:?}", nonzero(&stack));
         std::thread::sleep(Duration::from_millis(50));
         let after = stack.counters();
         let delta = |name: &str| {
             let get = |v: &Vec<(&str, u64)>| v.iter().find(|(n, _)| *n == name).map_or(0, |c| c.1);
             get(&after) - get(&before)
         };
-        assert_eq!(
-            delta(counter),
-            COPIES,
-            "{what}: exactly one count per frame"
-        );
-        for unmoved in [
-            "UdpInDatagrams",
-            "UdpOutDatagrams",
-            "IcmpOutMsgs",
-            "IpReasmOKs",
-            "EthOutFrames",
-        ] {
+        assert_eq!(delta(counter), COPIES, "{what}: exactly one count per frame");
+        for unmoved in ["UdpInDatagrams", "UdpOutDatagrams", "IcmpOutMsgs", "IpReasmOKs", "EthOutFrames"] {
             assert_eq!(delta(unmoved), 0, "{what}: {unmoved} moved");
         }
     }
@@ -245,10 +195,7 @@ fn heavy_traffic_loses_no_frame() {
     // Let the stack drain, then check that every frame is back where it belongs.
     std::thread::sleep(Duration::from_millis(300));
     let rx = counter(&stack, "XskRxFrames");
-    assert!(
-        rx > 50_000,
-        "most of {sent} datagrams reached the stack ({rx})"
-    );
+    assert!(rx > 50_000, "most of {sent} datagrams reached the stack ({rx})");
     assert!(counter(&stack, "UdpOutDatagrams") > 50_000);
     let report = finish(stack);
     assert!(report.frames_total == 512);

@@ -13,15 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_xdpstack");
 
 fn spawn_stack(tb: &Testbed, extra: &[&str]) -> Child {
     tb.stack_cmd(BIN)
-        .args([
-            "run",
-            "--iface",
-            &tb.stack_if,
-            "--addr",
-            &tb.stack_cidr(),
-            "--service",
-            "echo-udp:7",
-        ])
+        .args(["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr(), "--service", "echo-udp:7"])
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -34,20 +26,13 @@ fn spawn_stack(tb: &Testbed, extra: &[&str]) -> Child {
 fn wait_until_answering(tb: &Testbed) {
     let ip = stack_ip(tb);
     let ok = wait_for(Duration::from_secs(20), || {
-        tb.peer_cmd("ping")
-            .args(["-c1", "-W1", &ip])
-            .output()
-            .is_ok_and(|o| o.status.success())
+        tb.peer_cmd("ping").args(["-c1", "-W1", &ip]).output().is_ok_and(|o| o.status.success())
     });
     assert!(ok, "the stack never answered ping");
 }
 
 fn xdp_on_stack_link(tb: &Testbed) -> bool {
-    let out = tb
-        .stack_cmd("ip")
-        .args(["link", "show", "dev", &tb.stack_if])
-        .output()
-        .unwrap();
+    let out = tb.stack_cmd("ip").args(["link", "show", "dev", &tb.stack_if]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).contains("xdp")
 }
 
@@ -57,10 +42,7 @@ fn signal(child: &Child, sig: i32) {
 }
 
 fn output_text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -73,10 +55,7 @@ fn sigkill_leaves_no_xdp_program_and_ctrl_c_shuts_down_cleanly() {
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     // The BPF link died with the process: the interface is clean.
-    assert!(
-        wait_for(Duration::from_secs(5), || !xdp_on_stack_link(&tb)),
-        "XDP program left behind"
-    );
+    assert!(wait_for(Duration::from_secs(5), || !xdp_on_stack_link(&tb)), "XDP program left behind");
 
     // ... so a new stack attaches (native mode again) and answers, and Ctrl-C stops it cleanly.
     let child = spawn_stack(&tb, &["--xdp-mode", "native"]);
@@ -84,15 +63,8 @@ fn sigkill_leaves_no_xdp_program_and_ctrl_c_shuts_down_cleanly() {
     signal(&child, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = output_text(&out);
-    assert!(
-        out.status.success(),
-        "exit {:?}: {stdout}{stderr}",
-        out.status
-    );
-    assert!(
-        stdout.contains("IcmpInEchos"),
-        "counters printed on exit: {stdout}"
-    );
+    assert!(out.status.success(), "exit {:?}: {stdout}{stderr}", out.status);
+    assert!(stdout.contains("IcmpInEchos"), "counters printed on exit: {stdout}");
     assert!(stdout.contains(" 0 lost"), "{stdout}");
     assert!(!xdp_on_stack_link(&tb), "XDP detached on exit");
 }
@@ -108,90 +80,34 @@ fn duration_flag_runs_and_exits() {
 }
 
 fn run_bin(tb: &Testbed, args: &[&str]) -> (bool, String) {
-    let out = tb
-        .stack_cmd(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    )
+    let out = tb.stack_cmd(BIN).args(args).env("RUST_LOG", "off").stdin(Stdio::null()).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).trim().to_string())
 }
 
 #[test]
 fn bad_arguments_get_one_clear_line() {
     let tb = testbed(2);
     let cases: &[(&[&str], &str)] = &[
+        (&["run", "--iface", "nosuch0", "--addr", "10.77.0.2/24"], "no interface named \"nosuch0\""),
+        (&["run", "--iface", &tb.stack_if, "--addr", "10.77.0.2/24", "--workers", "40"], "XSKMAP"),
+        (&["run", "--iface", &tb.stack_if, "--addr", "10.77.0.2/24", "--workers", "0"], "at least 1"),
         (
-            &["run", "--iface", "nosuch0", "--addr", "10.77.0.2/24"],
-            "no interface named \"nosuch0\"",
-        ),
-        (
-            &[
-                "run",
-                "--iface",
-                &tb.stack_if,
-                "--addr",
-                "10.77.0.2/24",
-                "--workers",
-                "3",
-            ],
-            "evenly",
-        ),
-        (
-            &[
-                "run",
-                "--iface",
-                &tb.stack_if,
-                "--addr",
-                "10.77.0.2/24",
-                "--workers",
-                "0",
-            ],
-            "at least 1",
-        ),
-        (
-            &[
-                "run",
-                "--iface",
-                &tb.stack_if,
-                "--addr",
-                "10.77.0.2/24",
-                "--cores",
-                "0,99",
-            ],
+            &["run", "--iface", &tb.stack_if, "--addr", "10.77.0.2/24", "--cores", "0,99"],
             "core 99 does not exist",
         ),
         (
-            &[
-                "run",
-                "--iface",
-                &tb.stack_if,
-                "--addr",
-                "10.77.0.2/24",
-                "--service",
-                "gopher:70",
-            ],
+            &["run", "--iface", &tb.stack_if, "--addr", "10.77.0.2/24", "--service", "gopher:70"],
             "unknown service",
         ),
     ];
     for (args, needle) in cases {
         let (ok, err) = run_bin(&tb, args);
         assert!(!ok, "{args:?} should fail");
-        assert!(
-            err.contains(needle),
-            "{args:?}: expected {needle:?} in: {err}"
-        );
+        assert!(err.contains(needle), "{args:?}: expected {needle:?} in: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: one line, got: {err}");
     }
     // Malformed values are rejected by the argument parser, naming the flag.
-    let (ok, err) = run_bin(
-        &tb,
-        &["run", "--iface", &tb.stack_if, "--addr", "10.77.0.2"],
-    );
+    let (ok, err) = run_bin(&tb, &["run", "--iface", &tb.stack_if, "--addr", "10.77.0.2"]);
     assert!(!ok && err.contains("--addr"), "{err}");
 }
 
@@ -215,10 +131,7 @@ fn missing_privileges_get_a_message_naming_the_fix() {
     let (_, stderr) = output_text(&out);
     assert!(!out.status.success());
     let lower = stderr.to_lowercase();
-    assert!(
-        lower.contains("root") || lower.contains("cap_"),
-        "names the fix: {stderr}"
-    );
+    assert!(lower.contains("root") || lower.contains("cap_"), "names the fix: {stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
@@ -226,10 +139,7 @@ fn missing_privileges_get_a_message_naming_the_fix() {
 fn a_second_stack_on_a_busy_interface_is_refused_clearly() {
     let tb = testbed(1);
     let first = start(&tb, |_| {});
-    let (ok, err) = run_bin(
-        &tb,
-        &["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr()],
-    );
+    let (ok, err) = run_bin(&tb, &["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr()]);
     assert!(!ok);
     let lower = err.to_lowercase();
     assert!(lower.contains("busy") || lower.contains("already"), "{err}");
@@ -252,32 +162,15 @@ fn another_xdp_program_and_a_too_large_mtu_get_clear_errors() {
             (prog, link)
         })
         .unwrap();
-    let (ok, err) = run_bin(
-        &tb,
-        &["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr()],
-    );
+    let (ok, err) = run_bin(&tb, &["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr()]);
     assert!(!ok);
     assert!(err.contains("xdp off"), "names the fix: {err}");
     drop(other);
 
     // Native XDP on veth refuses a peer MTU above ~3500; auto mode falls back to generic and works.
-    peer_run(
-        &tb,
-        "ip",
-        &["link", "set", "dev", &tb.peer_if, "mtu", "9000"],
-    );
-    let (ok, err) = run_bin(
-        &tb,
-        &[
-            "run",
-            "--iface",
-            &tb.stack_if,
-            "--addr",
-            &tb.stack_cidr(),
-            "--xdp-mode",
-            "native",
-        ],
-    );
+    peer_run(&tb, "ip", &["link", "set", "dev", &tb.peer_if, "mtu", "9000"]);
+    let (ok, err) =
+        run_bin(&tb, &["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr(), "--xdp-mode", "native"]);
     assert!(!ok);
     assert!(err.to_lowercase().contains("mtu"), "{err}");
     let child = spawn_stack(&tb, &["--xdp-mode", "auto"]);

@@ -14,14 +14,8 @@ use xdpstack::{Proto, UdpSocket};
 fn listed_ports_go_to_the_stack_and_the_rest_to_the_kernel() {
     let tb = testbed(1);
     // The kernel on the stack side owns 10.77.0.2 too.
-    tb.stack_cmd("ip")
-        .args(["addr", "add", &tb.stack_cidr(), "dev", &tb.stack_if])
-        .status()
-        .unwrap();
-    let kernel_server = tb
-        .in_stack_ns(|| KernelUdp::bind("10.77.0.2:8"))
-        .unwrap()
-        .unwrap();
+    tb.stack_cmd("ip").args(["addr", "add", &tb.stack_cidr(), "dev", &tb.stack_if]).status().unwrap();
+    let kernel_server = tb.in_stack_ns(|| KernelUdp::bind("10.77.0.2:8")).unwrap().unwrap();
     std::thread::spawn(move || {
         let mut buf = [0u8; 256];
         while let Ok((n, from)) = kernel_server.recv_from(&mut buf) {
@@ -50,39 +44,21 @@ fn listed_ports_go_to_the_stack_and_the_rest_to_the_kernel() {
     // A stack client: its ephemeral port (above the kernel's range) is steered to the stack, and the
     // neighbour is resolved through the kernel, which owns ARP in this mode. 10.77.0.3 is an address
     // the kernel has never talked to, so it must be asked to resolve it.
-    peer_run(
-        &tb,
-        "ip",
-        &["addr", "add", "10.77.0.3/24", "dev", &tb.peer_if],
-    );
+    peer_run(&tb, "ip", &["addr", "add", "10.77.0.3/24", "dev", &tb.peer_if]);
     let server = peer_udp(&tb, "10.77.0.3:7777");
     let client = UdpSocket::bind(&stack, "0.0.0.0:0").unwrap();
     assert!(client.local_addr().unwrap().port() >= 61000);
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     client.send_to(b"from the stack", "10.77.0.3:7777").unwrap();
     let (n, from) = server.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"from the stack");
     server.send_to(b"reply", from).unwrap();
     let n = client.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"reply");
-    let neigh = String::from_utf8(
-        tb.stack_cmd("ip")
-            .args(["neigh", "show", "10.77.0.3"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    assert!(
-        neigh.contains("lladdr"),
-        "the kernel resolved it for the stack: {neigh}"
-    );
-    assert_eq!(
-        counter(&stack, "ArpOutRequests"),
-        0,
-        "the stack sent no ARP of its own"
-    );
+    let neigh =
+        String::from_utf8(tb.stack_cmd("ip").args(["neigh", "show", "10.77.0.3"]).output().unwrap().stdout)
+            .unwrap();
+    assert!(neigh.contains("lladdr"), "the kernel resolved it for the stack: {neigh}");
+    assert_eq!(counter(&stack, "ArpOutRequests"), 0, "the stack sent no ARP of its own");
     finish(stack);
 }

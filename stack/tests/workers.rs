@@ -1,6 +1,7 @@
-//! Several workers: one per queue on a multi-queue veth, and two sharing one queue (shared UMEM, the
-//! XDP program picking the socket by flow hash). Many kernel flows; every datagram must come back, every
-//! worker must carry traffic, and no UMEM frame may go missing as frames migrate between workers.
+//! Several workers. Every worker has a socket on every queue and the XDP program picks the worker by
+//! flow hash, so each flow must land exactly on `flow_hash % workers`, on a one-queue and on a
+//! two-queue veth. Many kernel flows; every datagram must come back, every worker must carry exactly the
+//! flows predicted for it, and no UMEM frame may go missing as frames migrate between workers.
 
 mod common;
 
@@ -11,9 +12,11 @@ use xdpstack::services::{self, Service};
 use xdpstack::testbed::Testbed;
 use xdpstack::Stack;
 
-/// 32 kernel sockets (32 flows), each doing `rounds` echo exchanges of `size` bytes.
-fn many_flows(tb: &Testbed, rounds: usize, size: usize) {
+/// 32 kernel sockets (32 flows), each doing `rounds` echo exchanges of `size` bytes. Returns each
+/// flow's source port.
+fn many_flows(tb: &Testbed, rounds: usize, size: usize) -> Vec<u16> {
     let socks: Vec<_> = (0..32).map(|_| peer_udp(tb, "10.77.0.1:0")).collect();
+    let ports = socks.iter().map(|s| s.local_addr().unwrap().port()).collect();
     let threads: Vec<_> = socks
         .into_iter()
         .enumerate()
@@ -25,9 +28,7 @@ fn many_flows(tb: &Testbed, rounds: usize, size: usize) {
                 for r in 0..rounds {
                     let msg: Vec<u8> = (0..size).map(|j| (i * 7 + r * 3 + j) as u8).collect();
                     s.send(&msg).unwrap();
-                    let n = s
-                        .recv(&mut buf)
-                        .unwrap_or_else(|e| panic!("flow {i} round {r}: {e}"));
+                    let n = s.recv(&mut buf).unwrap_or_else(|e| panic!("flow {i} round {r}: {e}"));
                     assert_eq!(&buf[..n], &msg[..]);
                 }
             })
@@ -36,6 +37,17 @@ fn many_flows(tb: &Testbed, rounds: usize, size: usize) {
     for t in threads {
         t.join().unwrap();
     }
+    ports
+}
+
+/// Datagrams each worker should have received: `rounds` per flow, on the flow's owner.
+fn predicted(tb: &Testbed, stack: &Stack, ports: &[u16], rounds: u64) -> Vec<u64> {
+    let mut per = vec![0u64; stack.worker_counters().len()];
+    for p in ports {
+        let h = xdp_prog::flow_hash(tb.config.peer_addr, tb.config.stack_addr, 17, *p, 7);
+        per[stack.info().plan.owner(h)] += rounds;
+    }
+    per
 }
 
 fn per_worker_rx(stack: &Stack) -> Vec<u64> {
@@ -47,19 +59,16 @@ fn per_worker_rx(stack: &Stack) -> Vec<u64> {
 }
 
 #[test]
-fn one_worker_per_queue_on_a_two_queue_veth() {
+fn two_workers_on_a_two_queue_veth() {
     let tb = testbed(2);
     let stack = start(&tb, |c| c.workers = 2);
-    assert_eq!(stack.info().plan.socks_per_queue, 1);
+    assert_eq!(stack.info().plan.socks_per_queue, 2);
     assert_eq!(stack.info().netdev.rx_queues, 2);
     let _svc = services::start(&stack, Service::EchoUdp(7)).unwrap();
-    many_flows(&tb, 100, 200);
+    let ports = many_flows(&tb, 100, 200);
     let rx = per_worker_rx(&stack);
-    assert_eq!(rx.iter().sum::<u64>(), 3200);
-    assert!(
-        rx.iter().all(|n| *n > 0),
-        "both queues carried flows: {rx:?}"
-    );
+    assert_eq!(rx, predicted(&tb, &stack, &ports, 100), "each flow on the worker its hash names");
+    assert!(rx.iter().all(|n| *n > 0), "both workers carried flows: {rx:?}");
     finish(stack);
 }
 
@@ -74,16 +83,10 @@ fn two_workers_share_one_queue_by_flow_hash() {
     });
     assert_eq!(stack.info().plan.socks_per_queue, 2);
     let _svc = services::start(&stack, Service::EchoUdp(7)).unwrap();
-    many_flows(&tb, 150, 1400);
+    let ports = many_flows(&tb, 150, 1400);
     let rx = per_worker_rx(&stack);
-    assert_eq!(rx.iter().sum::<u64>(), 32 * 150);
-    assert!(
-        rx.iter().all(|n| *n > 0),
-        "the XDP program spread flows over both sockets: {rx:?}"
-    );
-    assert!(wait_for(Duration::from_secs(1), || counter(
-        &stack,
-        "XdpNoSocket"
-    ) == 0));
+    assert_eq!(rx, predicted(&tb, &stack, &ports, 150), "each flow on the worker its hash names");
+    assert!(rx.iter().all(|n| *n > 0), "the XDP program spread flows over both sockets: {rx:?}");
+    assert!(wait_for(Duration::from_secs(1), || counter(&stack, "XdpNoSocket") == 0));
     finish(stack);
 }

@@ -13,8 +13,8 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use xdp_prog::{
-    attached_program_id, flow_hash, xsk_index, AddrKind, AttachedMode, Error, SteerConfig,
-    Steering, XdpAction, XdpLink, XdpMode,
+    attached_program_id, flow_hash, xsk_index, AddrKind, AttachedMode, Error, SteerConfig, Steering,
+    XdpAction, XdpLink, XdpMode,
 };
 use xdpstack::testbed::{in_netns, run_cmd, Testbed};
 
@@ -33,20 +33,14 @@ fn ifindex(name: &str) -> u32 {
     let c = CString::new(name).unwrap();
     // Safety: `c` is a NUL-terminated string that outlives the call.
     let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    assert_ne!(
-        index,
-        0,
-        "no interface {name}: {}",
-        io::Error::last_os_error()
-    );
+    assert_ne!(index, 0, "no interface {name}: {}", io::Error::last_os_error());
     index
 }
 
 /// `ip -n <stack_ns> link show dev <stack_if>`.
 fn ip_link_show(tb: &Testbed) -> String {
     let out =
-        run_cmd(Command::new("ip").args(["-n", &tb.stack_ns, "link", "show", "dev", &tb.stack_if]))
-            .unwrap();
+        run_cmd(Command::new("ip").args(["-n", &tb.stack_ns, "link", "show", "dev", &tb.stack_if])).unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -63,8 +57,7 @@ fn load_and_attach(tb: &Testbed, mode: XdpMode) -> (Steering, Result<XdpLink, Er
 
 fn stack_attached_id(tb: &Testbed) -> Option<u32> {
     let stack_if = tb.stack_if.clone();
-    tb.in_stack_ns(move || attached_program_id(ifindex(&stack_if)).unwrap())
-        .unwrap()
+    tb.in_stack_ns(move || attached_program_id(ifindex(&stack_if)).unwrap()).unwrap()
 }
 
 #[test]
@@ -72,26 +65,15 @@ fn attach_native_and_generic_and_detach_on_drop() {
     let tb = testbed();
     for (mode, attached, ip_word, other_word) in [
         (XdpMode::Native, AttachedMode::Native, " xdp ", "xdpgeneric"),
-        (
-            XdpMode::Generic,
-            AttachedMode::Generic,
-            " xdpgeneric ",
-            " xdp ",
-        ),
+        (XdpMode::Generic, AttachedMode::Generic, " xdpgeneric ", " xdp "),
     ] {
         let (steering, link) = load_and_attach(&tb, mode);
         let link = link.unwrap_or_else(|e| panic!("{mode:?} attach: {e}"));
         assert_eq!(link.mode(), attached);
         let id = steering.program_id().unwrap();
         let shown = ip_link_show(&tb);
-        assert!(
-            shown.contains(ip_word) && !shown.contains(other_word),
-            "{mode:?}: {shown}"
-        );
-        assert!(
-            shown.contains(&format!("prog/xdp id {id} ")),
-            "{mode:?}: {shown}"
-        );
+        assert!(shown.contains(ip_word) && !shown.contains(other_word), "{mode:?}: {shown}");
+        assert!(shown.contains(&format!("prog/xdp id {id} ")), "{mode:?}: {shown}");
         assert_eq!(stack_attached_id(&tb), Some(id));
 
         drop(link);
@@ -112,19 +94,11 @@ fn second_attach_names_the_attached_program() {
         match err {
             Err(e @ Error::AlreadyAttached { .. }) => {
                 let msg = e.to_string();
-                let Error::AlreadyAttached {
-                    program_id, ifname, ..
-                } = e
-                else {
-                    unreachable!()
-                };
+                let Error::AlreadyAttached { program_id, ifname, .. } = e else { unreachable!() };
                 assert_eq!(program_id, Some(first_id), "{mode:?}");
                 assert_eq!(ifname, tb.stack_if);
                 assert!(msg.contains(&format!("program {first_id}")), "{msg}");
-                assert!(
-                    msg.contains(&format!("ip link set dev {} xdp off", tb.stack_if)),
-                    "{msg}"
-                );
+                assert!(msg.contains(&format!("ip link set dev {} xdp off", tb.stack_if)), "{msg}");
             }
             other => panic!("{mode:?}: expected AlreadyAttached, got {other:?}"),
         }
@@ -134,25 +108,13 @@ fn second_attach_names_the_attached_program() {
 #[test]
 fn large_peer_mtu_refuses_native_and_auto_falls_back_to_generic() {
     let tb = testbed();
-    run_cmd(Command::new("ip").args([
-        "-n",
-        &tb.peer_ns,
-        "link",
-        "set",
-        "dev",
-        &tb.peer_if,
-        "mtu",
-        "9000",
-    ]))
-    .unwrap();
+    run_cmd(Command::new("ip").args(["-n", &tb.peer_ns, "link", "set", "dev", &tb.peer_if, "mtu", "9000"]))
+        .unwrap();
     let (_steering, native) = load_and_attach(&tb, XdpMode::Native);
     match native {
         Err(e @ Error::MtuTooLarge { .. }) => {
             let msg = e.to_string();
-            assert!(
-                msg.contains("lower the MTU") && msg.contains("generic mode"),
-                "{msg}"
-            );
+            assert!(msg.contains("lower the MTU") && msg.contains("generic mode"), "{msg}");
             let io: io::Error = e.into();
             assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
         }
@@ -168,21 +130,8 @@ fn large_peer_mtu_refuses_native_and_auto_falls_back_to_generic() {
 /// the stack's MAC (the stack side has no kernel address and answers no ARP).
 fn ping_from_peer(tb: &Testbed, dst: Ipv4Addr) {
     let mac = tb.stack_mac.map(|b| format!("{b:02x}")).join(":");
-    let neigh = [
-        "-n",
-        &tb.peer_ns,
-        "neigh",
-        "replace",
-        &dst.to_string(),
-        "lladdr",
-        &mac,
-    ];
-    run_cmd(
-        Command::new("ip")
-            .args(neigh)
-            .args(["dev", &tb.peer_if, "nud", "permanent"]),
-    )
-    .unwrap();
+    let neigh = ["-n", &tb.peer_ns, "neigh", "replace", &dst.to_string(), "lladdr", &mac];
+    run_cmd(Command::new("ip").args(neigh).args(["dev", &tb.peer_if, "nud", "permanent"])).unwrap();
     // Nothing answers: ping exits non-zero, which is expected here.
     let out = tb
         .peer_cmd("ping")
@@ -208,22 +157,14 @@ fn ping_moves_the_counters() {
         // Steered to an empty XSKMAP slot: passed and counted no_socket. (Other frames, such as the
         // peer's IPv6 neighbour discovery, may add to `passed`.)
         assert_eq!(to_stack.no_socket, 3, "{mode:?}: {to_stack:?}");
-        assert_eq!(
-            (to_stack.steered, to_stack.malformed),
-            (0, 0),
-            "{mode:?}: {to_stack:?}"
-        );
+        assert_eq!((to_stack.steered, to_stack.malformed), (0, 0), "{mode:?}: {to_stack:?}");
         assert!(to_stack.passed >= 3, "{mode:?}: {to_stack:?}");
 
         let before = steering.counters().unwrap();
         ping_from_peer(&tb, OTHER);
         let to_other = steering.counters().unwrap().since(&before);
         assert_eq!(to_other.no_socket, 0, "{mode:?}: {to_other:?}");
-        assert_eq!(
-            (to_other.steered, to_other.malformed),
-            (0, 0),
-            "{mode:?}: {to_other:?}"
-        );
+        assert_eq!((to_other.steered, to_other.malformed), (0, 0), "{mode:?}: {to_other:?}");
         assert!(to_other.passed >= 3, "{mode:?}: {to_other:?}");
     }
 }
@@ -295,10 +236,8 @@ impl TestXsk {
         if area == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let xsk = TestXsk {
-            fd,
-            _umem: UmemArea(NonNull::new(area).expect("mmap returned a non-null address")),
-        };
+        let xsk =
+            TestXsk { fd, _umem: UmemArea(NonNull::new(area).expect("mmap returned a non-null address")) };
         let reg = libc::xdp_umem_reg {
             addr: area as u64,
             len: len as u64,
@@ -387,12 +326,7 @@ fn program_picks_the_slot_flow_hash_predicts() {
     let (steering, xsk) = tb
         .in_stack_ns(move || {
             let steering = Steering::load().unwrap();
-            steering
-                .set_config(&SteerConfig {
-                    port_filter: false,
-                    socks_per_queue: SPQ,
-                })
-                .unwrap();
+            steering.set_config(&SteerConfig { port_filter: false, socks_per_queue: SPQ }).unwrap();
             steering.add_addr(STACK, AddrKind::Unicast).unwrap();
             let xsk = TestXsk::bind(ifindex(&stack_if), 0).expect("bind an AF_XDP socket");
             (steering, xsk)
@@ -408,15 +342,9 @@ fn program_picks_the_slot_flow_hash_predicts() {
         .collect();
     // ICMP, fragments and ARP hash without ports (ARP: sender and target, protocol 0).
     let echo = [8, 0, 0, 0, 0, 1, 0, 1];
-    cases.push((
-        eth_ipv4(1, PEER, STACK, 0, &echo),
-        flow_hash(PEER, STACK, 1, 0, 0),
-    ));
+    cases.push((eth_ipv4(1, PEER, STACK, 0, &echo), flow_hash(PEER, STACK, 1, 0, 0)));
     let first_fragment = &udp_frame(40000, 7)[34..];
-    cases.push((
-        eth_ipv4(17, PEER, STACK, 0x2000, first_fragment),
-        flow_hash(PEER, STACK, 17, 0, 0),
-    ));
+    cases.push((eth_ipv4(17, PEER, STACK, 0x2000, first_fragment), flow_hash(PEER, STACK, 17, 0, 0)));
     cases.push((arp_frame(PEER, STACK), flow_hash(PEER, STACK, 0, 0, 0)));
 
     let mut redirected = 0;
@@ -430,20 +358,12 @@ fn program_picks_the_slot_flow_hash_predicts() {
             } else {
                 XdpAction::Pass
             };
-            assert_eq!(
-                steering.test_run(frame).unwrap(),
-                expected,
-                "case {i}, socket in slot {slot}"
-            );
+            assert_eq!(steering.test_run(frame).unwrap(), expected, "case {i}, socket in slot {slot}");
         }
         steering.clear_socket(slot).unwrap();
     }
     let delta = steering.counters().unwrap().since(&before);
-    assert_eq!(
-        redirected,
-        cases.len() as u64,
-        "each frame went to exactly one slot"
-    );
+    assert_eq!(redirected, cases.len() as u64, "each frame went to exactly one slot");
     assert_eq!(delta.steered, redirected);
     assert_eq!(delta.no_socket, cases.len() as u64 * u64::from(SPQ - 1));
 
@@ -460,17 +380,8 @@ fn program_picks_the_slot_flow_hash_predicts() {
     let (before, dropped_before) = (steering.counters().unwrap(), xsk.rx_dropped());
     ping_from_peer(&tb, STACK);
     let delta = steering.counters().unwrap().since(&before);
-    assert_eq!(
-        (delta.steered, delta.no_socket),
-        (3, 0),
-        "{:?}: {delta:?}",
-        link.mode()
-    );
-    assert_eq!(
-        xsk.rx_dropped() - dropped_before,
-        3,
-        "the frames reached the socket"
-    );
+    assert_eq!((delta.steered, delta.no_socket), (3, 0), "{:?}: {delta:?}", link.mode());
+    assert_eq!(xsk.rx_dropped() - dropped_before, 3, "the frames reached the socket");
 }
 
 /// A BPF link is detached when its process dies, even by SIGKILL. The test runs itself as the
@@ -504,11 +415,7 @@ fn link_is_detached_when_the_process_is_killed() {
 
     let tb = testbed();
     let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "link_is_detached_when_the_process_is_killed",
-            "--nocapture",
-        ])
+        .args(["--exact", "link_is_detached_when_the_process_is_killed", "--nocapture"])
         .env(CHILD, format!("{} {}", tb.stack_ns, tb.stack_if))
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
@@ -533,10 +440,7 @@ fn link_is_detached_when_the_process_is_killed() {
     child.0.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while stack_attached_id(&tb).is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "program {id} still attached after its process died"
-        );
+        assert!(Instant::now() < deadline, "program {id} still attached after its process died");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use xdpstack::testbed::{run_cmd, Testbed};
 use xdpstack::xsk::{
-    new_shared_pools, BindMode, FrameAccount, FramePool, RxBatch, Share, SocketConfig, TxError,
-    Umem, UmemConfig, XskError, XskSocket,
+    new_shared_pools, BindMode, FrameAccount, FramePool, RxBatch, Share, SocketConfig, TxError, Umem,
+    UmemConfig, XskError, XskSocket,
 };
 
 const FRAMES: usize = 5_000;
@@ -23,10 +23,8 @@ const SRC_PORT: u16 = 40_000;
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn ifindex(ns: &str, ifname: &str) -> u32 {
-    let out = run_cmd(
-        std::process::Command::new("ip").args(["-n", ns, "-o", "link", "show", "dev", ifname]),
-    )
-    .expect("ip link show");
+    let out = run_cmd(std::process::Command::new("ip").args(["-n", ns, "-o", "link", "show", "dev", ifname]))
+        .expect("ip link show");
     let text = String::from_utf8_lossy(&out.stdout);
     text.split(':')
         .next()
@@ -35,22 +33,11 @@ fn ifindex(ns: &str, ifname: &str) -> u32 {
 }
 
 fn small_umem(frame_count: u32) -> Arc<Umem> {
-    Umem::new(UmemConfig {
-        frame_size: 2048,
-        frame_count,
-        fill_size: 64,
-        comp_size: 256,
-    })
-    .expect("umem")
+    Umem::new(UmemConfig { frame_size: 2048, frame_count, fill_size: 64, comp_size: 256 }).expect("umem")
 }
 
 fn copy_cfg(mode: BindMode) -> SocketConfig {
-    SocketConfig {
-        rx_size: 64,
-        tx_size: 128,
-        mode,
-        need_wakeup: true,
-    }
+    SocketConfig { rx_size: 64, tx_size: 128, mode, need_wakeup: true }
 }
 
 /// RFC 1071 Internet checksum of `data` (one's complement of the one's complement sum).
@@ -84,13 +71,7 @@ fn payload(seq: u64) -> Vec<u8> {
 
 /// Write an Ethernet/IPv4/UDP frame carrying `data` into `buf`; returns its length. With
 /// `bad_udp_checksum` the UDP checksum is off by one.
-fn build_frame(
-    buf: &mut [u8],
-    flow: &Flow,
-    ip_id: u16,
-    data: &[u8],
-    bad_udp_checksum: bool,
-) -> usize {
+fn build_frame(buf: &mut [u8], flow: &Flow, ip_id: u16, data: &[u8], bad_udp_checksum: bool) -> usize {
     let udp_len = 8 + data.len();
     let ip_len = 20 + udp_len;
     let frame_len = 14 + ip_len;
@@ -139,19 +120,9 @@ fn udp_csum_errors(tb: &Testbed) -> u64 {
     let out = run_cmd(tb.peer_cmd("cat").arg("/proc/net/snmp")).expect("read /proc/net/snmp");
     let text = String::from_utf8_lossy(&out.stdout);
     let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
-    let (names, values) = (
-        udp.next().expect("Udp header"),
-        udp.next().expect("Udp values"),
-    );
-    let col = names
-        .split_whitespace()
-        .position(|n| n == "InCsumErrors")
-        .expect("InCsumErrors column");
-    values
-        .split_whitespace()
-        .nth(col)
-        .and_then(|v| v.parse().ok())
-        .expect("InCsumErrors value")
+    let (names, values) = (udp.next().expect("Udp header"), udp.next().expect("Udp values"));
+    let col = names.split_whitespace().position(|n| n == "InCsumErrors").expect("InCsumErrors column");
+    values.split_whitespace().nth(col).and_then(|v| v.parse().ok()).expect("InCsumErrors value")
 }
 
 /// What the peer's receiver saw.
@@ -184,15 +155,10 @@ fn transmit_5000_udp_datagrams_to_the_kernel_peer_and_get_every_frame_back() {
 
     // The peer: read every datagram, check source and bytes, count.
     let count = Arc::new(AtomicUsize::new(0));
-    let received = Arc::new(Mutex::new(Received {
-        seen: vec![false; FRAMES],
-        ..Received::default()
-    }));
+    let received = Arc::new(Mutex::new(Received { seen: vec![false; FRAMES], ..Received::default() }));
     let receiver = {
         let (count, received) = (Arc::clone(&count), Arc::clone(&received));
-        peer_sock
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+        peer_sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         std::thread::spawn(move || {
             let start = Instant::now();
             let mut buf = [0u8; 2048];
@@ -201,9 +167,7 @@ fn transmit_5000_udp_datagrams_to_the_kernel_peer_and_get_every_frame_back() {
                     continue;
                 };
                 let mut r = received.lock().unwrap();
-                let seq = buf
-                    .get(..8)
-                    .map(|b| u64::from_be_bytes(b.try_into().unwrap()));
+                let seq = buf.get(..8).map(|b| u64::from_be_bytes(b.try_into().unwrap()));
                 match seq {
                     Some(seq) if (seq as usize) < FRAMES && buf[..n] == payload(seq)[..] => {
                         if std::mem::replace(&mut r.seen[seq as usize], true) {
@@ -213,10 +177,9 @@ fn transmit_5000_udp_datagrams_to_the_kernel_peer_and_get_every_frame_back() {
                             r.problems.push(format!("datagram {seq} from {from}"));
                         }
                     }
-                    _ => r.problems.push(format!(
-                        "unexpected datagram of {n} bytes: {:02x?}",
-                        &buf[..n.min(16)]
-                    )),
+                    _ => r
+                        .problems
+                        .push(format!("unexpected datagram of {n} bytes: {:02x?}", &buf[..n.min(16)])),
                 }
                 r.count += 1;
                 count.fetch_add(1, Ordering::Release);
@@ -255,9 +218,8 @@ fn transmit_5000_udp_datagrams_to_the_kernel_peer_and_get_every_frame_back() {
                 let mut progressed = false;
                 for _ in 0..WINDOW.saturating_sub(unread).min(FRAMES - next) {
                     let data = payload(next as u64);
-                    match sock.transmit(pool, 2048, |buf| {
-                        build_frame(buf, &flow, next as u16, &data, false)
-                    }) {
+                    match sock.transmit(pool, 2048, |buf| build_frame(buf, &flow, next as u16, &data, false))
+                    {
                         Ok(()) => {
                             next += 1;
                             progressed = true;
@@ -282,10 +244,7 @@ fn transmit_5000_udp_datagrams_to_the_kernel_peer_and_get_every_frame_back() {
             let acc = FrameAccount::of(&[pool], &[&sock], &[]);
             let c = sock.counters();
             if !acc.is_balanced(&umem) || acc.free != 256 || sock.in_flight().tx != 0 {
-                return Err(format!(
-                    "frames missing: {acc:?}, in flight {:?}",
-                    sock.in_flight()
-                ));
+                return Err(format!("frames missing: {acc:?}, in flight {:?}", sock.in_flight()));
             }
             if stats.tx_invalid_descs != 0 {
                 return Err(format!("kernel rejected descriptors: {stats:?}"));
@@ -299,11 +258,7 @@ fn transmit_5000_udp_datagrams_to_the_kernel_peer_and_get_every_frame_back() {
     receiver.join().expect("receiver thread");
     let summary = result.unwrap();
     let r = received.lock().unwrap();
-    assert!(
-        r.problems.is_empty(),
-        "{:?}",
-        &r.problems[..r.problems.len().min(10)]
-    );
+    assert!(r.problems.is_empty(), "{:?}", &r.problems[..r.problems.len().min(10)]);
     let missing: Vec<usize> = (0..FRAMES).filter(|&i| !r.seen[i]).collect();
     assert!(
         missing.is_empty(),
@@ -312,11 +267,7 @@ fn transmit_5000_udp_datagrams_to_the_kernel_peer_and_get_every_frame_back() {
         &missing[..missing.len().min(10)]
     );
     assert_eq!(r.count, FRAMES, "the bad-checksum frame must not arrive");
-    assert_eq!(
-        udp_csum_errors(&tb),
-        csum_errors_before + 1,
-        "the peer saw the bad checksum"
-    );
+    assert_eq!(udp_csum_errors(&tb), csum_errors_before + 1, "the peer saw the bad checksum");
     eprintln!("sent {FRAMES} datagrams: {summary}");
 }
 
@@ -326,18 +277,13 @@ fn bogus_interface_index_is_reported_and_the_umem_stays_usable() {
     let ifx = ifindex(&tb.stack_ns, &tb.stack_if);
     tb.in_stack_ns(move || {
         let umem = small_umem(64);
-        let err =
-            XskSocket::new(&umem, 999_999, 0, &copy_cfg(BindMode::Copy), Share::First).unwrap_err();
-        assert!(
-            matches!(err, XskError::NoSuchInterface { ifindex: 999_999 }),
-            "{err:?}"
-        );
+        let err = XskSocket::new(&umem, 999_999, 0, &copy_cfg(BindMode::Copy), Share::First).unwrap_err();
+        assert!(matches!(err, XskError::NoSuchInterface { ifindex: 999_999 }), "{err:?}");
         let io: std::io::Error = err.into();
         assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
         assert!(io.to_string().contains("index 999999"), "{io}");
         // The failed attempt gave the registration claim back.
-        XskSocket::new(&umem, ifx, 0, &copy_cfg(BindMode::Copy), Share::First)
-            .expect("valid socket");
+        XskSocket::new(&umem, ifx, 0, &copy_cfg(BindMode::Copy), Share::First).expect("valid socket");
     })
     .unwrap();
 }
@@ -348,22 +294,10 @@ fn queue_beyond_the_queue_count_names_the_count() {
     let ifx = ifindex(&tb.stack_ns, &tb.stack_if);
     tb.in_stack_ns(move || {
         let umem = small_umem(64);
-        let err =
-            XskSocket::new(&umem, ifx, 2, &copy_cfg(BindMode::Auto), Share::First).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                XskError::NoSuchQueue {
-                    queue_id: 2,
-                    queues: Some(2),
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        let err = XskSocket::new(&umem, ifx, 2, &copy_cfg(BindMode::Auto), Share::First).unwrap_err();
+        assert!(matches!(err, XskError::NoSuchQueue { queue_id: 2, queues: Some(2), .. }), "{err:?}");
         assert!(err.to_string().contains("has 2 queue(s)"), "{err}");
-        XskSocket::new(&umem, ifx, 1, &copy_cfg(BindMode::Auto), Share::First)
-            .expect("queue 1 exists");
+        XskSocket::new(&umem, ifx, 1, &copy_cfg(BindMode::Auto), Share::First).expect("queue 1 exists");
     })
     .unwrap();
 }
@@ -374,12 +308,8 @@ fn zero_copy_on_veth_is_unsupported() {
     let ifx = ifindex(&tb.stack_ns, &tb.stack_if);
     tb.in_stack_ns(move || {
         let umem = small_umem(64);
-        let err =
-            XskSocket::new(&umem, ifx, 0, &copy_cfg(BindMode::ZeroCopy), Share::First).unwrap_err();
-        assert!(
-            matches!(err, XskError::ZeroCopyUnsupported { .. }),
-            "{err:?}"
-        );
+        let err = XskSocket::new(&umem, ifx, 0, &copy_cfg(BindMode::ZeroCopy), Share::First).unwrap_err();
+        assert!(matches!(err, XskError::ZeroCopyUnsupported { .. }), "{err:?}");
         assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
     })
     .unwrap();
@@ -391,17 +321,11 @@ fn a_second_umem_on_a_busy_queue_gets_ebusy() {
     let ifx = ifindex(&tb.stack_ns, &tb.stack_if);
     tb.in_stack_ns(move || {
         let (a, b) = (small_umem(64), small_umem(64));
-        let _first = XskSocket::new(&a, ifx, 0, &copy_cfg(BindMode::Copy), Share::First)
-            .expect("first socket");
+        let _first =
+            XskSocket::new(&a, ifx, 0, &copy_cfg(BindMode::Copy), Share::First).expect("first socket");
         let err = XskSocket::new(&b, ifx, 0, &copy_cfg(BindMode::Copy), Share::First).unwrap_err();
-        assert!(
-            matches!(err, XskError::QueueBusy { queue_id: 0, .. }),
-            "{err:?}"
-        );
-        assert_eq!(
-            std::io::Error::from(err).kind(),
-            std::io::ErrorKind::ResourceBusy
-        );
+        assert!(matches!(err, XskError::QueueBusy { queue_id: 0, .. }), "{err:?}");
+        assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::ResourceBusy);
     })
     .unwrap();
 }
@@ -420,25 +344,13 @@ fn sockets_share_one_umem_across_and_within_queues() {
         let umem = small_umem(256);
         let mut pools = new_shared_pools(&umem, 2).unwrap();
         let cfg = copy_cfg(BindMode::Auto);
-        let mut owner =
-            XskSocket::new(&umem, ifx, 0, &cfg, Share::First).expect("owner of queue 0");
-        let mut same = XskSocket::new(
-            &umem,
-            ifx,
-            0,
-            &cfg,
-            Share::SameQueue {
-                queue_owner: &owner,
-            },
-        )
-        .expect("second socket on queue 0");
+        let mut owner = XskSocket::new(&umem, ifx, 0, &cfg, Share::First).expect("owner of queue 0");
+        let mut same = XskSocket::new(&umem, ifx, 0, &cfg, Share::SameQueue { queue_owner: &owner })
+            .expect("second socket on queue 0");
         let other = XskSocket::new(&umem, ifx, 1, &cfg, Share::NewQueue { umem_owner: &owner })
             .expect("socket on queue 1");
         assert!(owner.owns_fill_ring());
-        assert!(
-            !same.owns_fill_ring(),
-            "the second socket of a queue gets no fill ring"
-        );
+        assert!(!same.owns_fill_ring(), "the second socket of a queue gets no fill ring");
         assert!(other.owns_fill_ring(), "a new queue gets its own fill ring");
         assert!(!same.is_zero_copy() && !other.is_zero_copy());
 
@@ -450,31 +362,15 @@ fn sockets_share_one_umem_across_and_within_queues() {
             other => panic!("expected InvalidConfig, got {other:?}"),
         };
         assert!(bad(Share::NewQueue { umem_owner: &owner }).contains("Share::SameQueue"));
-        assert!(bad(Share::SameQueue {
-            queue_owner: &other
-        })
-        .contains("fill-ring owner"));
+        assert!(bad(Share::SameQueue { queue_owner: &other }).contains("fill-ring owner"));
         assert!(bad(Share::SameQueue { queue_owner: &same }).contains("fill-ring owner"));
         assert!(bad(Share::First).contains("already registered"));
         // A queue that holds a socket of this UMEM is busy for a new fill/completion pair.
-        let err = XskSocket::new(&umem, ifx, 1, &cfg, Share::NewQueue { umem_owner: &owner })
-            .unwrap_err();
-        assert!(
-            matches!(err, XskError::QueueBusy { queue_id: 1, .. }),
-            "{err:?}"
-        );
+        let err = XskSocket::new(&umem, ifx, 1, &cfg, Share::NewQueue { umem_owner: &owner }).unwrap_err();
+        assert!(matches!(err, XskError::QueueBusy { queue_id: 1, .. }), "{err:?}");
         let foreign = small_umem(64);
-        let foreign_owner =
-            XskSocket::new(&foreign, ifx, 2, &cfg, Share::First).expect("queue 2 is free");
-        let err = XskSocket::new(
-            &umem,
-            ifx,
-            2,
-            &cfg,
-            Share::SameQueue {
-                queue_owner: &foreign_owner,
-            },
-        );
+        let foreign_owner = XskSocket::new(&foreign, ifx, 2, &cfg, Share::First).expect("queue 2 is free");
+        let err = XskSocket::new(&umem, ifx, 2, &cfg, Share::SameQueue { queue_owner: &foreign_owner });
         assert!(
             matches!(err, Err(XskError::InvalidConfig(ref why)) if why.contains("another UMEM")),
             "{err:?}"
@@ -490,8 +386,7 @@ fn sockets_share_one_umem_across_and_within_queues() {
         // Frames sent through the second socket complete on the owner's completion ring.
         let data = payload(7);
         for i in 0..10 {
-            same.transmit(p1, 2048, |buf| build_frame(buf, &flow, i, &data, false))
-                .unwrap();
+            same.transmit(p1, 2048, |buf| build_frame(buf, &flow, i, &data, false)).unwrap();
         }
         same.flush().unwrap();
         let start = Instant::now();

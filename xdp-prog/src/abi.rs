@@ -71,8 +71,7 @@ mod tests {
     }
 
     extern "C" {
-        fn steer_host_flow_hash(src: u32, dst: u32, proto: u8, src_port: u16, dst_port: u16)
-            -> u32;
+        fn steer_host_flow_hash(src: u32, dst: u32, proto: u8, src_port: u16, dst_port: u16) -> u32;
         static steer_host_facts: [HostFact; 0];
     }
 
@@ -109,26 +108,11 @@ mod tests {
             ("STEER_CTR_MALFORMED", CTR_MALFORMED.into()),
             ("STEER_CTR_NO_SOCKET", CTR_NO_SOCKET.into()),
             ("STEER_CTR_COUNT", CTR_COUNT.into()),
-            (
-                "sizeof(struct port_key)",
-                size_of::<types::port_key>() as u64,
-            ),
-            (
-                "offsetof(struct port_key, port)",
-                offset_of!(types::port_key, port) as u64,
-            ),
-            (
-                "offsetof(struct port_key, proto)",
-                offset_of!(types::port_key, proto) as u64,
-            ),
-            (
-                "offsetof(struct port_key, pad)",
-                offset_of!(types::port_key, pad) as u64,
-            ),
-            (
-                "sizeof(struct steer_config)",
-                size_of::<types::steer_config>() as u64,
-            ),
+            ("sizeof(struct port_key)", size_of::<types::port_key>() as u64),
+            ("offsetof(struct port_key, port)", offset_of!(types::port_key, port) as u64),
+            ("offsetof(struct port_key, proto)", offset_of!(types::port_key, proto) as u64),
+            ("offsetof(struct port_key, pad)", offset_of!(types::port_key, pad) as u64),
+            ("sizeof(struct steer_config)", size_of::<types::steer_config>() as u64),
             (
                 "offsetof(struct steer_config, port_filter)",
                 offset_of!(types::steer_config, port_filter) as u64,
@@ -156,30 +140,17 @@ mod tests {
 
     #[test]
     fn flow_hash_matches_steer_h() {
-        let mut edge = vec![
-            (0, 0, 0, 0, 0),
-            (u32::MAX, u32::MAX, u8::MAX, u16::MAX, u16::MAX),
-        ];
+        let mut edge = vec![(0, 0, 0, 0, 0), (u32::MAX, u32::MAX, u8::MAX, u16::MAX, u16::MAX)];
         edge.push((0x0a4d_0001, 0x0a4d_0002, 17, 40000, 7));
         let mut state = 0x9e37_79b9_7f4a_7c15;
         for _ in 0..100_000 {
             let r = xorshift(&mut state);
             let s = xorshift(&mut state);
-            edge.push((
-                r as u32,
-                (r >> 32) as u32,
-                s as u8,
-                (s >> 8) as u16,
-                (s >> 24) as u16,
-            ));
+            edge.push((r as u32, (r >> 32) as u32, s as u8, (s >> 8) as u16, (s >> 24) as u16));
         }
         for (src, dst, proto, sp, dp) in edge {
             let rust = flow_hash(Ipv4Addr::from(src), Ipv4Addr::from(dst), proto, sp, dp);
-            assert_eq!(
-                rust,
-                host_flow_hash(src, dst, proto, sp, dp),
-                "{src:#x} {dst:#x} {proto} {sp} {dp}"
-            );
+            assert_eq!(rust, host_flow_hash(src, dst, proto, sp, dp), "{src:#x} {dst:#x} {proto} {sp} {dp}");
         }
     }
 
@@ -193,10 +164,7 @@ mod tests {
             }
             let mean = 4096 / spq;
             for &b in &buckets {
-                assert!(
-                    b > mean * 8 / 10 && b < mean * 12 / 10,
-                    "spq {spq}: {buckets:?}"
-                );
+                assert!(b > mean * 8 / 10 && b < mean * 12 / 10, "spq {spq}: {buckets:?}");
             }
         }
     }

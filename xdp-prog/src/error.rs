@@ -57,11 +57,7 @@ impl fmt::Display for Error {
             Error::NoPrivilege { action } => {
                 write!(f, "cannot {action}: permission denied; {PRIVILEGE_HINT}")
             }
-            Error::AlreadyAttached {
-                ifname,
-                ifindex,
-                program_id,
-            } => {
+            Error::AlreadyAttached { ifname, ifindex, program_id } => {
                 write!(f, "cannot attach XDP to {ifname} (ifindex {ifindex}): ")?;
                 match program_id {
                     Some(id) => write!(f, "XDP program {id} is already attached")?,
@@ -79,10 +75,9 @@ impl fmt::Display for Error {
                  native XDP (on veth the peer's MTU counts, ~3500 at most); lower the MTU of both \
                  ends or use generic mode"
             ),
-            Error::NoSuchInterface { ifindex } => write!(
-                f,
-                "no network interface with index {ifindex} in this network namespace"
-            ),
+            Error::NoSuchInterface { ifindex } => {
+                write!(f, "no network interface with index {ifindex} in this network namespace")
+            }
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Error::Bpf { action, source } => write!(f, "cannot {action}: {source}"),
         }
@@ -135,10 +130,7 @@ impl Error {
         if errno == libc::EPERM {
             return Error::NoPrivilege { action };
         }
-        Error::Bpf {
-            action,
-            source: io::Error::from_raw_os_error(errno),
-        }
+        Error::Bpf { action, source: io::Error::from_raw_os_error(errno) }
     }
 }
 
@@ -148,30 +140,16 @@ mod tests {
 
     #[test]
     fn messages_name_the_fix() {
-        let e = Error::AlreadyAttached {
-            ifindex: 7,
-            ifname: "veth0".into(),
-            program_id: Some(42),
-        };
+        let e = Error::AlreadyAttached { ifindex: 7, ifname: "veth0".into(), program_id: Some(42) };
         let msg = e.to_string();
         assert!(msg.contains("program 42"), "{msg}");
         assert!(msg.contains("ip link set dev veth0 xdp off"), "{msg}");
 
-        let msg = Error::MtuTooLarge {
-            ifindex: 7,
-            ifname: "veth0".into(),
-        }
-        .to_string();
-        assert!(
-            msg.contains("lower the MTU") && msg.contains("generic mode"),
-            "{msg}"
-        );
+        let msg = Error::MtuTooLarge { ifindex: 7, ifname: "veth0".into() }.to_string();
+        assert!(msg.contains("lower the MTU") && msg.contains("generic mode"), "{msg}");
 
         let msg = Error::from_errno("attach", libc::EPERM).to_string();
-        assert!(
-            msg.contains("CAP_BPF") && msg.contains("CAP_NET_ADMIN"),
-            "{msg}"
-        );
+        assert!(msg.contains("CAP_BPF") && msg.contains("CAP_NET_ADMIN"), "{msg}");
     }
 
     #[test]

@@ -89,9 +89,8 @@ fn attach_mode(
     };
     // Safety: `prog` is a valid program fd for the duration of the call and `opts` is a properly
     // sized, initialised bpf_link_create_opts that libbpf only reads.
-    let fd = unsafe {
-        libbpf_sys::bpf_link_create(prog.as_raw_fd(), ifindex as i32, libbpf_sys::BPF_XDP, &opts)
-    };
+    let fd =
+        unsafe { libbpf_sys::bpf_link_create(prog.as_raw_fd(), ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
     if fd < 0 {
         let errno = -fd;
         return Err(match errno {
@@ -100,10 +99,7 @@ fn attach_mode(
                 ifname: ifname.to_owned(),
                 program_id: attached_program_id(ifindex).ok().flatten(),
             },
-            libc::ERANGE => Error::MtuTooLarge {
-                ifindex,
-                ifname: ifname.to_owned(),
-            },
+            libc::ERANGE => Error::MtuTooLarge { ifindex, ifname: ifname.to_owned() },
             libc::ENODEV => Error::NoSuchInterface { ifindex },
             libc::ENOSPC if mode == AttachedMode::Native => Error::Bpf {
                 action: format!(
@@ -131,17 +127,10 @@ pub fn attached_program_id(ifindex: u32) -> Result<Option<u32>, Error> {
     let rc = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
     if rc < 0 {
         return Err(match -rc {
-            libc::ENODEV | libc::EINVAL if ifname(ifindex).is_err() => {
-                Error::NoSuchInterface { ifindex }
-            }
+            libc::ENODEV | libc::EINVAL if ifname(ifindex).is_err() => Error::NoSuchInterface { ifindex },
             errno => Error::from_errno(format!("query XDP on ifindex {ifindex}"), errno),
         });
     }
-    let ids = [
-        opts.prog_id,
-        opts.drv_prog_id,
-        opts.skb_prog_id,
-        opts.hw_prog_id,
-    ];
+    let ids = [opts.prog_id, opts.drv_prog_id, opts.skb_prog_id, opts.hw_prog_id];
     Ok(ids.into_iter().find(|&id| id != 0))
 }

@@ -9,9 +9,7 @@ use libbpf_rs::{MapCore as _, MapFlags, MapHandle};
 
 use crate::abi::{self, CTR_COUNT, CTR_MALFORMED, CTR_NO_SOCKET, CTR_PASSED, CTR_STEERED};
 use crate::skel::{types, SteerSkelBuilder};
-use crate::{
-    link, AddrKind, Error, L4Proto, SteerConfig, SteerCounters, XdpAction, XdpLink, XdpMode,
-};
+use crate::{link, AddrKind, Error, L4Proto, SteerConfig, SteerCounters, XdpAction, XdpLink, XdpMode};
 
 /// The steering program, loaded into the kernel, with its maps.
 ///
@@ -88,18 +86,13 @@ impl Steering {
         let open = SteerSkelBuilder::default()
             .open(&mut storage)
             .map_err(|e| Error::from_libbpf("open the XDP program", e))?;
-        let skel = open
-            .load()
-            .map_err(|e| Error::from_libbpf("load the XDP program", e))?;
+        let skel = open.load().map_err(|e| Error::from_libbpf("load the XDP program", e))?;
         let prog = skel
             .progs
             .xdp_steer
             .as_fd()
             .try_clone_to_owned()
-            .map_err(|e| Error::Bpf {
-                action: "duplicate the program fd".into(),
-                source: e,
-            })?;
+            .map_err(|e| Error::Bpf { action: "duplicate the program fd".into(), source: e })?;
         let maps = &skel.maps;
         Ok(Steering {
             prog,
@@ -148,33 +141,22 @@ impl Steering {
     pub fn add_port(&self, proto: L4Proto, port: u16) -> Result<(), Error> {
         self.ports
             .update(&port_key(proto, port), &[1], MapFlags::ANY)
-            .map_err(|e| {
-                Error::from_libbpf(format!("add {proto:?} port {port} to the ports map"), e)
-            })
+            .map_err(|e| Error::from_libbpf(format!("add {proto:?} port {port} to the ports map"), e))
     }
 
     /// Unlist a port; removing a port that is not there is not an error.
     pub fn remove_port(&self, proto: L4Proto, port: u16) -> Result<(), Error> {
-        delete_if_present(&self.ports, &port_key(proto, port)).map_err(|e| {
-            Error::from_libbpf(
-                format!("remove {proto:?} port {port} from the ports map"),
-                e,
-            )
-        })
+        delete_if_present(&self.ports, &port_key(proto, port))
+            .map_err(|e| Error::from_libbpf(format!("remove {proto:?} port {port} from the ports map"), e))
     }
 
     /// Put a bound AF_XDP socket into XSKMAP slot `index` (see [`crate::xsk_index`]).
     pub fn set_socket(&self, index: u32, xsk: BorrowedFd<'_>) -> Result<(), Error> {
         check_index(index)?;
         let fd = xsk.as_raw_fd() as u32;
-        self.xsks
-            .update(&index.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|e| {
-                Error::from_libbpf(
-                    format!("put the AF_XDP socket into XSKMAP slot {index} (is it bound?)"),
-                    e,
-                )
-            })
+        self.xsks.update(&index.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY).map_err(|e| {
+            Error::from_libbpf(format!("put the AF_XDP socket into XSKMAP slot {index} (is it bound?)"), e)
+        })
     }
 
     /// Empty XSKMAP slot `index`; frames steered there are then passed (and counted `no_socket`).

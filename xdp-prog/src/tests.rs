@@ -59,14 +59,7 @@ fn arp(htype: u16, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 }
 
 /// An IPv4 header (IHL 5 plus `options`, which must be a multiple of 4 bytes) and payload.
-fn ipv4_with(
-    proto: u8,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    frag: u16,
-    options: &[u8],
-    payload: &[u8],
-) -> Vec<u8> {
+fn ipv4_with(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, frag: u16, options: &[u8], payload: &[u8]) -> Vec<u8> {
     let ihl = 5 + options.len() / 4;
     let total = (ihl * 4 + payload.len()) as u16;
     let mut p = vec![0x40 | ihl as u8, 0];
@@ -109,16 +102,9 @@ fn icmp(icmp_type: u8, body: &[u8]) -> Vec<u8> {
 
 /// An ICMP error from PEER quoting a datagram the stack sent (RFC 792: IP header + 8 bytes).
 fn icmp_error(icmp_type: u8, quoted_proto: u8, src_port: u16, dst_port: u16) -> Vec<u8> {
-    let l4 = if quoted_proto == TCP {
-        tcp(src_port, dst_port)
-    } else {
-        udp(src_port, dst_port)
-    };
+    let l4 = if quoted_proto == TCP { tcp(src_port, dst_port) } else { udp(src_port, dst_port) };
     let quoted = ipv4(quoted_proto, STACK, PEER, &l4[..8]);
-    eth(
-        ETH_IPV4,
-        &ipv4(ICMP, PEER, STACK, &icmp(icmp_type, &quoted)),
-    )
+    eth(ETH_IPV4, &ipv4(ICMP, PEER, STACK, &icmp(icmp_type, &quoted)))
 }
 
 fn udp_frame(dst: Ipv4Addr, dst_port: u16) -> Vec<u8> {
@@ -144,11 +130,7 @@ enum Expect {
 /// A loaded program knowing STACK (unicast), BCAST and 255.255.255.255 (broadcast), UDP 7, TCP 80.
 fn steering(port_filter: bool) -> Steering {
     let s = Steering::load().expect("load the XDP program (tests run as root)");
-    s.set_config(&SteerConfig {
-        port_filter,
-        socks_per_queue: 1,
-    })
-    .unwrap();
+    s.set_config(&SteerConfig { port_filter, socks_per_queue: 1 }).unwrap();
     s.add_addr(STACK, AddrKind::Unicast).unwrap();
     s.add_addr(BCAST, AddrKind::Broadcast).unwrap();
     s.add_addr(ALL_ONES, AddrKind::Broadcast).unwrap();
@@ -178,37 +160,17 @@ fn check(s: &Steering, what: &str, frame: &[u8], expect: Expect) {
 fn ethernet_other_ether_types_pass() {
     let s = steering(false);
     check(&s, "IPv6", &eth(ETH_IPV6, &[0x60; 40]), Expect::Pass);
-    check(
-        &s,
-        "bare Ethernet header",
-        &eth(ETH_IPV4, &[])[..14],
-        Expect::Malformed,
-    );
+    check(&s, "bare Ethernet header", &eth(ETH_IPV4, &[])[..14], Expect::Malformed);
 }
 
 #[test]
 fn vlan_tagged_frames_are_parsed() {
     let s = steering(false);
     let ip = ipv4(UDP, PEER, STACK, &udp(40000, UNLISTED));
-    check(
-        &s,
-        "tagged UDP to stack",
-        &vlan(ETH_IPV4, &ip),
-        Expect::Steer,
-    );
+    check(&s, "tagged UDP to stack", &vlan(ETH_IPV4, &ip), Expect::Steer);
     let ip = ipv4(UDP, PEER, OTHER, &udp(40000, UNLISTED));
-    check(
-        &s,
-        "tagged UDP to other",
-        &vlan(ETH_IPV4, &ip),
-        Expect::Pass,
-    );
-    check(
-        &s,
-        "tagged ARP for stack",
-        &vlan(ETH_ARP, &arp(1, PEER, STACK)),
-        Expect::Steer,
-    );
+    check(&s, "tagged UDP to other", &vlan(ETH_IPV4, &ip), Expect::Pass);
+    check(&s, "tagged ARP for stack", &vlan(ETH_ARP, &arp(1, PEER, STACK)), Expect::Steer);
     let tagged = vlan(ETH_IPV4, &ip);
     check(&s, "truncated 802.1Q tag", &tagged[..16], Expect::Malformed);
 }
@@ -218,48 +180,18 @@ fn vlan_tagged_frames_are_parsed() {
 #[test]
 fn arp_for_the_stack_is_steered_when_it_owns_the_address() {
     let s = steering(false);
-    check(
-        &s,
-        "ARP for stack",
-        &eth(ETH_ARP, &arp(1, PEER, STACK)),
-        Expect::Steer,
-    );
-    check(
-        &s,
-        "ARP for other",
-        &eth(ETH_ARP, &arp(1, PEER, OTHER)),
-        Expect::Pass,
-    );
-    check(
-        &s,
-        "ARP for broadcast addr",
-        &eth(ETH_ARP, &arp(1, PEER, BCAST)),
-        Expect::Pass,
-    );
-    check(
-        &s,
-        "ARP, not Ethernet",
-        &eth(ETH_ARP, &arp(6, PEER, STACK)),
-        Expect::Pass,
-    );
+    check(&s, "ARP for stack", &eth(ETH_ARP, &arp(1, PEER, STACK)), Expect::Steer);
+    check(&s, "ARP for other", &eth(ETH_ARP, &arp(1, PEER, OTHER)), Expect::Pass);
+    check(&s, "ARP for broadcast addr", &eth(ETH_ARP, &arp(1, PEER, BCAST)), Expect::Pass);
+    check(&s, "ARP, not Ethernet", &eth(ETH_ARP, &arp(6, PEER, STACK)), Expect::Pass);
     let truncated = eth(ETH_ARP, &arp(1, PEER, STACK));
-    check(
-        &s,
-        "ARP, 27 bytes",
-        &truncated[..14 + 27],
-        Expect::Malformed,
-    );
+    check(&s, "ARP, 27 bytes", &truncated[..14 + 27], Expect::Malformed);
 }
 
 #[test]
 fn arp_goes_to_the_kernel_in_port_filter_mode() {
     let s = steering(true);
-    check(
-        &s,
-        "ARP for stack",
-        &eth(ETH_ARP, &arp(1, PEER, STACK)),
-        Expect::Pass,
-    );
+    check(&s, "ARP for stack", &eth(ETH_ARP, &arp(1, PEER, STACK)), Expect::Pass);
 }
 
 // ---- IPv4 header checks ----
@@ -281,25 +213,10 @@ fn bad_ipv4_headers_are_malformed() {
     check(&s, "IHL beyond the frame", &ihl15, Expect::Malformed);
     // The address is checked before the ports, so a cut UDP header to someone else just passes.
     let other = udp_frame(OTHER, UNLISTED);
-    check(
-        &s,
-        "UDP header cut, to other",
-        &other[..14 + 20 + 4],
-        Expect::Pass,
-    );
-    check(
-        &s,
-        "UDP header cut, to stack",
-        &good[..14 + 20 + 7],
-        Expect::Malformed,
-    );
+    check(&s, "UDP header cut, to other", &other[..14 + 20 + 4], Expect::Pass);
+    check(&s, "UDP header cut, to stack", &good[..14 + 20 + 7], Expect::Malformed);
     let syn = tcp_frame(STACK, TCP_LISTED);
-    check(
-        &s,
-        "TCP header cut, to stack",
-        &syn[..14 + 20 + 19],
-        Expect::Malformed,
-    );
+    check(&s, "TCP header cut, to stack", &syn[..14 + 20 + 19], Expect::Malformed);
 }
 
 #[test]
@@ -309,12 +226,7 @@ fn ipv4_options_are_skipped() {
     let ip = ipv4_with(UDP, PEER, STACK, 0, &opts, &udp(40000, UDP_LISTED));
     check(&s, "IHL 6, listed port", &eth(ETH_IPV4, &ip), Expect::Steer);
     let ip = ipv4_with(UDP, PEER, STACK, 0, &opts, &udp(40000, UNLISTED));
-    check(
-        &s,
-        "IHL 6, unlisted port",
-        &eth(ETH_IPV4, &ip),
-        Expect::Pass,
-    );
+    check(&s, "IHL 6, unlisted port", &eth(ETH_IPV4, &ip), Expect::Pass);
 }
 
 // ---- the stack owns its address (port filter off) ----
@@ -322,18 +234,8 @@ fn ipv4_options_are_skipped() {
 #[test]
 fn owned_address_takes_everything() {
     let s = steering(false);
-    check(
-        &s,
-        "UDP unlisted",
-        &udp_frame(STACK, UNLISTED),
-        Expect::Steer,
-    );
-    check(
-        &s,
-        "TCP unlisted",
-        &tcp_frame(STACK, UNLISTED),
-        Expect::Steer,
-    );
+    check(&s, "UDP unlisted", &udp_frame(STACK, UNLISTED), Expect::Steer);
+    check(&s, "TCP unlisted", &tcp_frame(STACK, UNLISTED), Expect::Steer);
     let echo = eth(ETH_IPV4, &ipv4(ICMP, PEER, STACK, &icmp(8, b"abcd")));
     check(&s, "ICMP echo", &echo, Expect::Steer);
     let gre = eth(ETH_IPV4, &ipv4(GRE, PEER, STACK, &[0; 8]));
@@ -342,18 +244,8 @@ fn owned_address_takes_everything() {
     check(&s, "later fragment", &eth(ETH_IPV4, &later), Expect::Steer);
     let first = ipv4_with(UDP, PEER, STACK, MF, &[], &udp(40000, UNLISTED));
     check(&s, "first fragment", &eth(ETH_IPV4, &first), Expect::Steer);
-    check(
-        &s,
-        "UDP to other",
-        &udp_frame(OTHER, UDP_LISTED),
-        Expect::Pass,
-    );
-    check(
-        &s,
-        "UDP to peer",
-        &udp_frame(PEER, UDP_LISTED),
-        Expect::Pass,
-    );
+    check(&s, "UDP to other", &udp_frame(OTHER, UDP_LISTED), Expect::Pass);
+    check(&s, "UDP to peer", &udp_frame(PEER, UDP_LISTED), Expect::Pass);
 }
 
 #[test]
@@ -361,31 +253,12 @@ fn removed_address_and_port_pass() {
     let s = steering(true);
     check(&s, "listed", &udp_frame(STACK, UDP_LISTED), Expect::Steer);
     s.remove_port(L4Proto::Udp, UDP_LISTED).unwrap();
-    check(
-        &s,
-        "port removed",
-        &udp_frame(STACK, UDP_LISTED),
-        Expect::Pass,
-    );
+    check(&s, "port removed", &udp_frame(STACK, UDP_LISTED), Expect::Pass);
     s.remove_port(L4Proto::Udp, UDP_LISTED).unwrap(); // absent: not an error
-    s.set_config(&SteerConfig {
-        port_filter: false,
-        socks_per_queue: 1,
-    })
-    .unwrap();
-    check(
-        &s,
-        "filter off",
-        &udp_frame(STACK, UDP_LISTED),
-        Expect::Steer,
-    );
+    s.set_config(&SteerConfig { port_filter: false, socks_per_queue: 1 }).unwrap();
+    check(&s, "filter off", &udp_frame(STACK, UDP_LISTED), Expect::Steer);
     s.remove_addr(STACK).unwrap();
-    check(
-        &s,
-        "address removed",
-        &udp_frame(STACK, UDP_LISTED),
-        Expect::Pass,
-    );
+    check(&s, "address removed", &udp_frame(STACK, UDP_LISTED), Expect::Pass);
     s.remove_addr(STACK).unwrap();
 }
 
@@ -394,43 +267,13 @@ fn removed_address_and_port_pass() {
 #[test]
 fn port_filter_steers_listed_ports_only() {
     let s = steering(true);
-    check(
-        &s,
-        "UDP listed",
-        &udp_frame(STACK, UDP_LISTED),
-        Expect::Steer,
-    );
-    check(
-        &s,
-        "UDP unlisted",
-        &udp_frame(STACK, UNLISTED),
-        Expect::Pass,
-    );
-    check(
-        &s,
-        "TCP listed",
-        &tcp_frame(STACK, TCP_LISTED),
-        Expect::Steer,
-    );
-    check(
-        &s,
-        "TCP to a UDP-only port",
-        &tcp_frame(STACK, UDP_LISTED),
-        Expect::Pass,
-    );
-    check(
-        &s,
-        "UDP to a TCP-only port",
-        &udp_frame(STACK, TCP_LISTED),
-        Expect::Pass,
-    );
+    check(&s, "UDP listed", &udp_frame(STACK, UDP_LISTED), Expect::Steer);
+    check(&s, "UDP unlisted", &udp_frame(STACK, UNLISTED), Expect::Pass);
+    check(&s, "TCP listed", &tcp_frame(STACK, TCP_LISTED), Expect::Steer);
+    check(&s, "TCP to a UDP-only port", &tcp_frame(STACK, UDP_LISTED), Expect::Pass);
+    check(&s, "UDP to a TCP-only port", &udp_frame(STACK, TCP_LISTED), Expect::Pass);
     let first = ipv4_with(UDP, PEER, STACK, MF, &[], &udp(40000, UDP_LISTED));
-    check(
-        &s,
-        "first fragment, listed",
-        &eth(ETH_IPV4, &first),
-        Expect::Pass,
-    );
+    check(&s, "first fragment, listed", &eth(ETH_IPV4, &first), Expect::Pass);
     let later = ipv4_with(UDP, PEER, STACK, 185, &[], &[0; 8]);
     check(&s, "later fragment", &eth(ETH_IPV4, &later), Expect::Pass);
     let echo = eth(ETH_IPV4, &ipv4(ICMP, PEER, STACK, &icmp(8, b"abcd")));
@@ -453,34 +296,14 @@ fn port_filter_steers_icmp_errors_about_listed_source_ports() {
     let wrong_proto = icmp_error(3, TCP, UDP_LISTED, 5000);
     check(&s, "unreachable, TCP from 7", &wrong_proto, Expect::Pass);
     let redirect = icmp_error(5, UDP, UDP_LISTED, 5000);
-    check(
-        &s,
-        "redirect is not an error we take",
-        &redirect,
-        Expect::Pass,
-    );
+    check(&s, "redirect is not an error we take", &redirect, Expect::Pass);
     let reply = eth(ETH_IPV4, &ipv4(ICMP, PEER, STACK, &icmp(0, b"abcd")));
     check(&s, "echo reply", &reply, Expect::Pass);
 
     let cut = icmp_error(3, UDP, UDP_LISTED, 5000);
-    check(
-        &s,
-        "quoted ports cut",
-        &cut[..cut.len() - 6],
-        Expect::Malformed,
-    );
-    check(
-        &s,
-        "quoted IPv4 header cut",
-        &cut[..14 + 20 + 8 + 10],
-        Expect::Malformed,
-    );
-    check(
-        &s,
-        "ICMP header cut",
-        &cut[..14 + 20 + 6],
-        Expect::Malformed,
-    );
+    check(&s, "quoted ports cut", &cut[..cut.len() - 6], Expect::Malformed);
+    check(&s, "quoted IPv4 header cut", &cut[..14 + 20 + 8 + 10], Expect::Malformed);
+    check(&s, "ICMP header cut", &cut[..14 + 20 + 6], Expect::Malformed);
     let quoted = ipv4_with(UDP, STACK, PEER, 185, &[], &udp(UDP_LISTED, 5000)[..8]);
     let later = eth(ETH_IPV4, &ipv4(ICMP, PEER, STACK, &icmp(3, &quoted)));
     check(&s, "quoting a later fragment", &later, Expect::Pass);
@@ -492,30 +315,10 @@ fn port_filter_steers_icmp_errors_about_listed_source_ports() {
 fn broadcast_takes_udp_to_listed_ports() {
     for port_filter in [false, true] {
         let s = steering(port_filter);
-        check(
-            &s,
-            "UDP listed",
-            &udp_frame(BCAST, UDP_LISTED),
-            Expect::Steer,
-        );
-        check(
-            &s,
-            "UDP listed, all-ones",
-            &udp_frame(ALL_ONES, UDP_LISTED),
-            Expect::Steer,
-        );
-        check(
-            &s,
-            "UDP unlisted",
-            &udp_frame(BCAST, UNLISTED),
-            Expect::Pass,
-        );
-        check(
-            &s,
-            "TCP listed",
-            &tcp_frame(BCAST, TCP_LISTED),
-            Expect::Pass,
-        );
+        check(&s, "UDP listed", &udp_frame(BCAST, UDP_LISTED), Expect::Steer);
+        check(&s, "UDP listed, all-ones", &udp_frame(ALL_ONES, UDP_LISTED), Expect::Steer);
+        check(&s, "UDP unlisted", &udp_frame(BCAST, UNLISTED), Expect::Pass);
+        check(&s, "TCP listed", &tcp_frame(BCAST, TCP_LISTED), Expect::Pass);
         let first = ipv4_with(UDP, PEER, BCAST, MF, &[], &udp(40000, UDP_LISTED));
         check(&s, "fragment", &eth(ETH_IPV4, &first), Expect::Pass);
         let echo = eth(ETH_IPV4, &ipv4(ICMP, PEER, BCAST, &icmp(8, b"abcd")));
@@ -528,27 +331,12 @@ fn broadcast_takes_udp_to_listed_ports() {
 #[test]
 fn out_of_range_arguments_are_refused() {
     let s = Steering::load().unwrap();
-    let too_many = SteerConfig {
-        port_filter: false,
-        socks_per_queue: crate::XSKMAP_SIZE + 1,
-    };
-    assert!(matches!(
-        s.set_config(&too_many),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        s.clear_socket(crate::XSKMAP_SIZE),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        crate::attached_program_id(u32::MAX),
-        Err(Error::NoSuchInterface { .. })
-    ));
+    let too_many = SteerConfig { port_filter: false, socks_per_queue: crate::XSKMAP_SIZE + 1 };
+    assert!(matches!(s.set_config(&too_many), Err(Error::InvalidArgument(_))));
+    assert!(matches!(s.clear_socket(crate::XSKMAP_SIZE), Err(Error::InvalidArgument(_))));
+    assert!(matches!(crate::attached_program_id(u32::MAX), Err(Error::NoSuchInterface { .. })));
     let err = s.attach(u32::MAX, crate::XdpMode::Generic).unwrap_err();
-    assert!(
-        matches!(err, Error::NoSuchInterface { ifindex: u32::MAX }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::NoSuchInterface { ifindex: u32::MAX }), "{err}");
 }
 
 #[test]

@@ -84,19 +84,13 @@ pub(crate) enum Enqueued {
 
 impl ArpCache {
     pub(crate) fn new(config: ArpConfig) -> ArpCache {
-        ArpCache {
-            config,
-            entries: HashMap::new(),
-            pending: HashMap::new(),
-        }
+        ArpCache { config, entries: HashMap::new(), pending: HashMap::new() }
     }
 
     /// The MAC of `ip`, if known. An aged entry is still returned, and schedules a refresh.
     pub(crate) fn lookup(&mut self, now: Instant, ip: Ipv4Addr) -> Option<EthernetAddress> {
         let n = self.entries.get_mut(&ip)?;
-        if n.refresh.is_none()
-            && now.saturating_duration_since(n.confirmed) >= self.config.reachable
-        {
+        if n.refresh.is_none() && now.saturating_duration_since(n.confirmed) >= self.config.reachable {
             n.refresh = Some(Probe { sent: 0, next: now });
         }
         Some(n.mac)
@@ -113,14 +107,7 @@ impl ArpCache {
         if !self.entries.contains_key(&ip) && self.entries.len() >= self.config.max_entries {
             self.evict_oldest();
         }
-        let changed = match self.entries.insert(
-            ip,
-            Neighbor {
-                mac,
-                confirmed: now,
-                refresh: None,
-            },
-        ) {
+        let changed = match self.entries.insert(ip, Neighbor { mac, confirmed: now, refresh: None }) {
             Some(old) => old.mac != mac,
             None => true,
         };
@@ -133,12 +120,7 @@ impl ArpCache {
     }
 
     fn evict_oldest(&mut self) {
-        if let Some(ip) = self
-            .entries
-            .iter()
-            .min_by_key(|(_, n)| n.confirmed)
-            .map(|(ip, _)| *ip)
-        {
+        if let Some(ip) = self.entries.iter().min_by_key(|(_, n)| n.confirmed).map(|(ip, _)| *ip) {
             self.entries.remove(&ip);
         }
     }
@@ -151,47 +133,26 @@ impl ArpCache {
                 p.queue.pop_front();
             }
             p.queue.push_back(datagram);
-            return if dropped {
-                Enqueued::DroppedOldest
-            } else {
-                Enqueued::Queued
-            };
+            return if dropped { Enqueued::DroppedOldest } else { Enqueued::Queued };
         }
         if self.pending.len() >= self.config.max_pending {
             return Enqueued::Refused;
         }
-        let probe = Probe {
-            sent: 1,
-            next: now + self.config.retry_interval,
-        };
-        self.pending.insert(
-            ip,
-            Pending {
-                queue: VecDeque::from([datagram]),
-                probe,
-            },
-        );
+        let probe = Probe { sent: 1, next: now + self.config.retry_interval };
+        self.pending.insert(ip, Pending { queue: VecDeque::from([datagram]), probe });
         Enqueued::NewResolution
     }
 
     pub(crate) fn poll_at(&self) -> Option<Instant> {
         let pending = self.pending.values().map(|p| p.probe.next);
-        let refresh = self
-            .entries
-            .values()
-            .filter_map(|n| n.refresh.map(|r| r.next));
+        let refresh = self.entries.values().filter_map(|n| n.refresh.map(|r| r.next));
         pending.chain(refresh).min()
     }
 }
 
 /// Our address on the prefix that holds `target` (or our first address): the ARP sender address.
 fn source_for(config: &IfaceConfig, target: Ipv4Addr) -> Option<Ipv4Addr> {
-    config
-        .addrs
-        .iter()
-        .find(|c| c.contains_addr(target))
-        .or(config.addrs.first())
-        .map(|c| c.address())
+    config.addrs.iter().find(|c| c.contains_addr(target)).or(config.addrs.first()).map(|c| c.address())
 }
 
 /// Send one ARP packet.
@@ -213,12 +174,8 @@ fn send_arp<T: TxDevice>(
     let len = (hlen + repr.buffer_len()).max(60);
     let sent = tx.transmit(len, |buf| {
         buf[..len].fill(0);
-        eth.emit(&mut crate::wire::EthernetFrame::new_unchecked(
-            &mut buf[..hlen],
-        ));
-        repr.emit(&mut ArpPacket::new_unchecked(
-            &mut buf[hlen..hlen + repr.buffer_len()],
-        ));
+        eth.emit(&mut crate::wire::EthernetFrame::new_unchecked(&mut buf[..hlen]));
+        repr.emit(&mut ArpPacket::new_unchecked(&mut buf[hlen..hlen + repr.buffer_len()]));
         len
     });
     match sent {
@@ -292,13 +249,7 @@ impl Interface {
     }
 
     /// A neighbour learned by another worker.
-    pub fn learn<T: TxDevice>(
-        &mut self,
-        now: Instant,
-        ip: Ipv4Addr,
-        mac: EthernetAddress,
-        tx: &mut T,
-    ) {
+    pub fn learn<T: TxDevice>(&mut self, now: Instant, ip: Ipv4Addr, mac: EthernetAddress, tx: &mut T) {
         self.apply_neighbor(now, ip, mac, tx);
     }
 
@@ -360,13 +311,7 @@ impl Interface {
                 target_hardware_addr: EthernetAddress([0; 6]),
                 target_protocol_addr: cidr.address(),
             };
-            send_arp(
-                &self.config,
-                &self.counters,
-                tx,
-                EthernetAddress::BROADCAST,
-                &repr,
-            );
+            send_arp(&self.config, &self.counters, tx, EthernetAddress::BROADCAST, &repr);
             self.counters.arp_out_requests.inc();
         }
     }
@@ -376,12 +321,7 @@ impl Interface {
         let cfg = &self.config.arp;
         let mut due: Vec<(Ipv4Addr, EthernetAddress)> = Vec::new();
         let mut failed: Vec<Ipv4Addr> = Vec::new();
-        for (ip, p) in self
-            .arp
-            .pending
-            .iter_mut()
-            .filter(|(_, p)| p.probe.next <= now)
-        {
+        for (ip, p) in self.arp.pending.iter_mut().filter(|(_, p)| p.probe.next <= now) {
             if p.probe.sent >= cfg.max_requests {
                 failed.push(*ip);
             } else {

@@ -25,12 +25,7 @@ pub(crate) struct TokenBucket {
 
 impl TokenBucket {
     pub(crate) fn new(rate_per_sec: u32, burst: u32) -> TokenBucket {
-        TokenBucket {
-            rate: rate_per_sec as f64,
-            burst: burst as f64,
-            tokens: burst as f64,
-            last: None,
-        }
+        TokenBucket { rate: rate_per_sec as f64, burst: burst as f64, tokens: burst as f64, last: None }
     }
 
     /// Take a token if there is one.
@@ -82,32 +77,20 @@ impl Interface {
             return;
         };
         let kind = match repr {
-            Icmpv4Repr::EchoRequest {
-                ident,
-                seq_no,
-                data,
-            } => {
+            Icmpv4Repr::EchoRequest { ident, seq_no, data } => {
                 c.icmp_in_echos.inc();
                 // Linux's default (icmp_echo_ignore_broadcasts = 1): no reply to a broadcast echo.
                 if meta.broadcast {
                     return;
                 }
-                let reply = Icmpv4Repr::EchoReply {
-                    ident,
-                    seq_no,
-                    data,
-                };
+                let reply = Icmpv4Repr::EchoReply { ident, seq_no, data };
                 if self.answer_icmp(now, meta, &reply, tx) {
                     self.counters.icmp_out_echo_reps.inc();
                 }
                 return;
             }
             Icmpv4Repr::EchoReply { .. } => return c.icmp_in_echo_reps.inc(),
-            Icmpv4Repr::DstUnreachable {
-                code,
-                next_hop_mtu,
-                invoking,
-            } => {
+            Icmpv4Repr::DstUnreachable { code, next_hop_mtu, invoking } => {
                 c.icmp_in_dest_unreachs.inc();
                 let kind = match code {
                     dst_unreachable::PORT_UNREACHABLE => IcmpErrorKind::PortUnreachable,
@@ -121,9 +104,7 @@ impl Interface {
                 c.icmp_in_time_excds.inc();
                 (IcmpErrorKind::TimeExceeded, invoking)
             }
-            Icmpv4Repr::ParamProblem { invoking, .. } => {
-                (IcmpErrorKind::ParameterProblem, invoking)
-            }
+            Icmpv4Repr::ParamProblem { invoking, .. } => (IcmpErrorKind::ParameterProblem, invoking),
         };
         let (kind, invoking) = kind;
         let Ok((src, dst, protocol, src_port, dst_port)) = invoking_flow(invoking) else {
@@ -165,11 +146,7 @@ impl Interface {
         invoking[..hlen].copy_from_slice(&meta.header[..hlen]);
         let dlen = payload.len().min(invoking.len() - hlen);
         invoking[hlen..hlen + dlen].copy_from_slice(&payload[..dlen]);
-        let repr = Icmpv4Repr::DstUnreachable {
-            code,
-            next_hop_mtu: 0,
-            invoking: &invoking[..hlen + dlen],
-        };
+        let repr = Icmpv4Repr::DstUnreachable { code, next_hop_mtu: 0, invoking: &invoking[..hlen + dlen] };
         if self.answer_icmp(now, meta, &repr, tx) {
             self.counters.icmp_out_dest_unreachs.inc();
         }

@@ -86,21 +86,11 @@ impl Interface {
         let header_len = pkt.header_len();
         if pkt.more_frags() || pkt.frag_offset() != 0 {
             self.counters.ip_reasm_reqds.inc();
-            let key = super::reasm::Key {
-                src,
-                dst,
-                protocol: protocol.into(),
-                ident: pkt.ident(),
-            };
+            let key = super::reasm::Key { src, dst, protocol: protocol.into(), ident: pkt.ident() };
             let offset = pkt.frag_offset() as usize;
-            let Some(datagram) = self.reasm.add(
-                now,
-                key,
-                offset,
-                pkt.more_frags(),
-                pkt.payload(),
-                &self.counters,
-            ) else {
+            let Some(datagram) =
+                self.reasm.add(now, key, offset, pkt.more_frags(), pkt.payload(), &self.counters)
+            else {
                 return;
             };
             self.counters.ip_reasm_oks.inc();
@@ -119,21 +109,11 @@ impl Interface {
                 dscp_ecn: 0,
             };
             repr.emit(&mut Ipv4Packet::new_unchecked(&mut header[..]));
-            let meta = IpMeta {
-                src,
-                dst,
-                broadcast,
-                header: &header,
-            };
+            let meta = IpMeta { src, dst, broadcast, header: &header };
             self.deliver(now, meta, protocol, &datagram, tx, ep);
             self.reasm.recycle(datagram);
         } else {
-            let meta = IpMeta {
-                src,
-                dst,
-                broadcast,
-                header: &frame_payload[..header_len],
-            };
+            let meta = IpMeta { src, dst, broadcast, header: &frame_payload[..header_len] };
             self.deliver(now, meta, protocol, pkt.payload(), tx, ep);
         }
     }
@@ -170,25 +150,14 @@ impl Interface {
             _ => {
                 self.counters.ip_in_unknown_protos.inc();
                 // RFC 1122 §3.2.2.1: a host SHOULD generate Destination Unreachable, protocol.
-                self.send_icmp_unreachable(
-                    now,
-                    dst_unreachable::PROTOCOL_UNREACHABLE,
-                    meta,
-                    payload,
-                    tx,
-                );
+                self.send_icmp_unreachable(now, dst_unreachable::PROTOCOL_UNREACHABLE, meta, payload, tx);
             }
         }
     }
 
     /// Choose the source address and the link-layer next hop for `dst`.
     pub(super) fn route(&self, dst: Ipv4Addr) -> Result<(Ipv4Addr, NextHop), SendError> {
-        let first = self
-            .config
-            .addrs
-            .first()
-            .ok_or(SendError::NoRoute)?
-            .address();
+        let first = self.config.addrs.first().ok_or(SendError::NoRoute)?.address();
         if dst.is_unspecified() || dst.is_multicast() || self.has_addr(dst) {
             return Err(SendError::BadDestination);
         }
@@ -197,21 +166,13 @@ impl Interface {
         }
         for cidr in &self.config.addrs {
             if cidr.contains_addr(dst) {
-                let hop = if cidr.broadcast() == Some(dst) {
-                    NextHop::Broadcast
-                } else {
-                    NextHop::Neighbor(dst)
-                };
+                let hop =
+                    if cidr.broadcast() == Some(dst) { NextHop::Broadcast } else { NextHop::Neighbor(dst) };
                 return Ok((cidr.address(), hop));
             }
         }
         let gw = self.config.gateway.ok_or(SendError::NoRoute)?;
-        let src = self
-            .config
-            .addrs
-            .iter()
-            .find(|c| c.contains_addr(gw))
-            .map_or(first, |c| c.address());
+        let src = self.config.addrs.iter().find(|c| c.contains_addr(gw)).map_or(first, |c| c.address());
         Ok((src, NextHop::Neighbor(gw)))
     }
 
@@ -225,12 +186,7 @@ impl Interface {
         tx: &mut T,
         emit_payload: F,
     ) -> Result<(), SendError> {
-        let Outgoing {
-            src,
-            dst,
-            protocol,
-            payload_len,
-        } = out;
+        let Outgoing { src, dst, protocol, payload_len } = out;
         let routed = self.route(dst);
         if routed.is_err() {
             self.counters.ip_out_no_routes.inc();
@@ -270,9 +226,7 @@ impl Interface {
             // Fast path: build the frame in place in the TX buffer.
             let sent = tx.transmit(MAX_ETH_HEADER + total, |buf| {
                 let h = self.emit_eth(buf, mac, EtherType::Ipv4);
-                repr.emit(&mut Ipv4Packet::new_unchecked(
-                    &mut buf[h..h + IP_HEADER_LEN],
-                ));
+                repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[h..h + IP_HEADER_LEN]));
                 emit_payload(src, &mut buf[h + IP_HEADER_LEN..h + total]);
                 h + total
             });
@@ -281,9 +235,7 @@ impl Interface {
         let mut datagram = std::mem::take(&mut self.scratch);
         datagram.clear();
         datagram.resize(total, 0);
-        repr.emit(&mut Ipv4Packet::new_unchecked(
-            &mut datagram[..IP_HEADER_LEN],
-        ));
+        repr.emit(&mut Ipv4Packet::new_unchecked(&mut datagram[..IP_HEADER_LEN]));
         emit_payload(src, &mut datagram[IP_HEADER_LEN..]);
         match (mac, hop) {
             (Some(mac), _) => {
@@ -293,13 +245,9 @@ impl Interface {
             }
             (None, NextHop::Neighbor(ip)) => {
                 match self.arp.enqueue(now, ip, datagram) {
-                    Enqueued::NewResolution => {
-                        self.request_neighbor(ip, EthernetAddress::BROADCAST, tx)
-                    }
+                    Enqueued::NewResolution => self.request_neighbor(ip, EthernetAddress::BROADCAST, tx),
                     Enqueued::Queued => {}
-                    Enqueued::DroppedOldest | Enqueued::Refused => {
-                        self.counters.arp_queue_drops.inc()
-                    }
+                    Enqueued::DroppedOldest | Enqueued::Refused => self.counters.arp_queue_drops.inc(),
                 }
                 Ok(())
             }

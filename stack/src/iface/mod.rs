@@ -211,13 +211,7 @@ impl Interface {
     }
 
     /// Process one received Ethernet frame.
-    pub fn receive<T: TxDevice, E: Endpoints>(
-        &mut self,
-        now: Instant,
-        frame: &[u8],
-        tx: &mut T,
-        ep: &mut E,
-    ) {
+    pub fn receive<T: TxDevice, E: Endpoints>(&mut self, now: Instant, frame: &[u8], tx: &mut T, ep: &mut E) {
         let c = &self.counters;
         c.eth_in_frames.inc();
         let eth = match EthernetFrame::new_checked(frame) {
@@ -246,10 +240,7 @@ impl Interface {
 
     /// When [`Interface::poll`] next has something to do.
     pub fn poll_at(&self) -> Option<Instant> {
-        [self.arp.poll_at(), self.reasm.poll_at()]
-            .into_iter()
-            .flatten()
-            .min()
+        [self.arp.poll_at(), self.reasm.poll_at()].into_iter().flatten().min()
     }
 
     /// Neighbours learned from the wire since the last call (to share with other workers).
@@ -264,22 +255,12 @@ impl Interface {
 
     /// Is `addr` a broadcast address for us (limited, or directed to one of our prefixes)?
     pub fn is_broadcast(&self, addr: Ipv4Addr) -> bool {
-        addr == Ipv4Addr::BROADCAST
-            || self
-                .config
-                .addrs
-                .iter()
-                .any(|c| c.broadcast() == Some(addr))
+        addr == Ipv4Addr::BROADCAST || self.config.addrs.iter().any(|c| c.broadcast() == Some(addr))
     }
 
     /// Ethernet header for a frame to `dst` carrying `ethertype`; returns its length.
     fn emit_eth(&self, buf: &mut [u8], dst: EthernetAddress, ethertype: EtherType) -> usize {
-        let repr = crate::wire::EthernetRepr {
-            src: self.config.mac,
-            dst,
-            ethertype,
-            vlan: self.config.vlan,
-        };
+        let repr = crate::wire::EthernetRepr { src: self.config.mac, dst, ethertype, vlan: self.config.vlan };
         let len = repr.header_len();
         repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..len]));
         len

@@ -20,11 +20,7 @@ pub struct ReasmConfig {
 
 impl Default for ReasmConfig {
     fn default() -> Self {
-        ReasmConfig {
-            timeout: Duration::from_secs(30),
-            max_bytes: 4 << 20,
-            max_datagrams: 64,
-        }
+        ReasmConfig { timeout: Duration::from_secs(30), max_bytes: 4 << 20, max_datagrams: 64 }
     }
 }
 
@@ -68,12 +64,7 @@ pub(crate) struct Reassembler {
 
 impl Reassembler {
     pub(crate) fn new(config: ReasmConfig) -> Reassembler {
-        Reassembler {
-            config,
-            datagrams: Vec::new(),
-            bytes: 0,
-            spare: Vec::new(),
-        }
+        Reassembler { config, datagrams: Vec::new(), bytes: 0, spare: Vec::new() }
     }
 
     /// Add one fragment; returns the whole payload when this fragment completes it. Hand the buffer
@@ -165,10 +156,7 @@ impl Reassembler {
         self.datagrams.push(Datagram {
             key,
             buf,
-            holes: vec![Hole {
-                first: 0,
-                last: usize::MAX,
-            }],
+            holes: vec![Hole { first: 0, last: usize::MAX }],
             total: None,
             deadline: now + self.config.timeout,
         });
@@ -228,16 +216,10 @@ fn fill_holes(holes: &mut Vec<Hole>, first: usize, last: usize, more: bool) {
         }
         holes.swap_remove(i);
         if first > h.first {
-            holes.push(Hole {
-                first: h.first,
-                last: first - 1,
-            });
+            holes.push(Hole { first: h.first, last: first - 1 });
         }
         if last < h.last && more {
-            holes.push(Hole {
-                first: last + 1,
-                last: h.last,
-            });
+            holes.push(Hole { first: last + 1, last: h.last });
         }
         // swap_remove moved an unvisited hole into slot i: look at it next.
     }
@@ -249,12 +231,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn key(ident: u16) -> Key {
-        Key {
-            src: Ipv4Addr::new(10, 0, 0, 1),
-            dst: Ipv4Addr::new(10, 0, 0, 2),
-            protocol: 17,
-            ident,
-        }
+        Key { src: Ipv4Addr::new(10, 0, 0, 1), dst: Ipv4Addr::new(10, 0, 0, 2), protocol: 17, ident }
     }
 
     fn payload(n: usize) -> Vec<u8> {
@@ -268,11 +245,8 @@ mod tests {
         let data = payload(4000);
         for reverse in [false, true] {
             let mut r = Reassembler::new(ReasmConfig::default());
-            let mut pieces: Vec<(usize, &[u8])> = data
-                .chunks(1480)
-                .enumerate()
-                .map(|(i, p)| (i * 1480, p))
-                .collect();
+            let mut pieces: Vec<(usize, &[u8])> =
+                data.chunks(1480).enumerate().map(|(i, p)| (i * 1480, p)).collect();
             if reverse {
                 pieces.reverse();
             }
@@ -307,32 +281,11 @@ mod tests {
     fn memory_cap_evicts_oldest() {
         let c = Counters::default();
         let now = Instant::now();
-        let mut r = Reassembler::new(ReasmConfig {
-            max_bytes: 3000,
-            ..Default::default()
-        });
+        let mut r = Reassembler::new(ReasmConfig { max_bytes: 3000, ..Default::default() });
         assert!(r.add(now, key(1), 0, true, &[1; 1480], &c).is_none());
-        assert!(r
-            .add(
-                now + Duration::from_millis(1),
-                key(2),
-                0,
-                true,
-                &[2; 1480],
-                &c
-            )
-            .is_none());
+        assert!(r.add(now + Duration::from_millis(1), key(2), 0, true, &[2; 1480], &c).is_none());
         // A third datagram needs room: the oldest goes.
-        assert!(r
-            .add(
-                now + Duration::from_millis(2),
-                key(3),
-                0,
-                true,
-                &[3; 1480],
-                &c
-            )
-            .is_none());
+        assert!(r.add(now + Duration::from_millis(2), key(3), 0, true, &[3; 1480], &c).is_none());
         assert!(c.ip_reasm_overflow.get() >= 1);
         assert!(r.bytes <= 3000);
         // Datagram 2 can still complete.

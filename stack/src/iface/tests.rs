@@ -9,8 +9,8 @@ use super::*;
 use crate::phy::{FaultConfig, FaultInjector, RxDevice};
 use crate::wire::icmp::dst_unreachable;
 use crate::wire::{
-    ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EthernetRepr, Icmpv4Packet, Icmpv4Repr,
-    Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    ArpOperation, ArpPacket, ArpRepr, ChecksumMode, EthernetRepr, Icmpv4Packet, Icmpv4Repr, Ipv4Packet,
+    Ipv4Repr, UdpPacket, UdpRepr,
 };
 
 const MAC_US: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 2]);
@@ -35,8 +35,7 @@ impl Endpoints for Recorder {
         if self.capacity.is_some_and(|c| self.datagrams.len() >= c) {
             return Delivery::QueueFull;
         }
-        self.datagrams
-            .push((d.src, d.dst, d.broadcast, d.payload.to_vec()));
+        self.datagrams.push((d.src, d.dst, d.broadcast, d.payload.to_vec()));
         Delivery::Delivered
     }
     fn icmp_error(&mut self, _now: Instant, err: IcmpError) {
@@ -54,12 +53,7 @@ fn us() -> Interface {
 }
 
 fn eth(dst: EthernetAddress, ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
-    let repr = EthernetRepr {
-        src: MAC_PEER,
-        dst,
-        ethertype,
-        vlan: None,
-    };
+    let repr = EthernetRepr { src: MAC_PEER, dst, ethertype, vlan: None };
     let mut f = vec![0u8; repr.header_len() + payload.len()];
     repr.emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
     f[repr.header_len()..].copy_from_slice(payload);
@@ -80,11 +74,7 @@ fn arp(
     };
     let mut p = vec![0u8; repr.buffer_len()];
     repr.emit(&mut ArpPacket::new_unchecked(&mut p[..]));
-    let dst = if op == ArpOperation::Request {
-        EthernetAddress::BROADCAST
-    } else {
-        target.0
-    };
+    let dst = if op == ArpOperation::Request { EthernetAddress::BROADCAST } else { target.0 };
     eth(dst, EtherType::Arp, &p)
 }
 
@@ -108,42 +98,18 @@ fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload: &[u8]) -> V
 }
 
 fn udp_frame(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
-    let repr = UdpRepr {
-        src_port: sport,
-        dst_port: dport,
-        payload_len: data.len(),
-    };
+    let repr = UdpRepr { src_port: sport, dst_port: dport, payload_len: data.len() };
     let mut u = vec![0u8; 8 + data.len()];
     u[8..].copy_from_slice(data);
-    repr.emit(
-        &mut UdpPacket::new_unchecked(&mut u[..]),
-        src,
-        dst,
-        ChecksumMode::Full,
-    );
-    eth(
-        MAC_US,
-        EtherType::Ipv4,
-        &ipv4(src, dst, IpProtocol::Udp, &u),
-    )
+    repr.emit(&mut UdpPacket::new_unchecked(&mut u[..]), src, dst, ChecksumMode::Full);
+    eth(MAC_US, EtherType::Ipv4, &ipv4(src, dst, IpProtocol::Udp, &u))
 }
 
 fn echo_request(dst_ip: Ipv4Addr, data: &[u8]) -> Vec<u8> {
-    let repr = Icmpv4Repr::EchoRequest {
-        ident: 0x1234,
-        seq_no: 9,
-        data,
-    };
+    let repr = Icmpv4Repr::EchoRequest { ident: 0x1234, seq_no: 9, data };
     let mut p = vec![0u8; repr.buffer_len()];
-    repr.emit(
-        &mut Icmpv4Packet::new_unchecked(&mut p[..]),
-        ChecksumMode::Full,
-    );
-    eth(
-        MAC_US,
-        EtherType::Ipv4,
-        &ipv4(IP_PEER, dst_ip, IpProtocol::Icmp, &p),
-    )
+    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), ChecksumMode::Full);
+    eth(MAC_US, EtherType::Ipv4, &ipv4(IP_PEER, dst_ip, IpProtocol::Icmp, &p))
 }
 
 /// Parse a frame we sent down to its IPv4 packet (checking the Ethernet header on the way).
@@ -168,11 +134,7 @@ fn knows_peer(i: &mut Interface, now: Instant) {
     let mut tx = Vec::new();
     i.receive(
         now,
-        &arp(
-            ArpOperation::Request,
-            (MAC_PEER, IP_PEER),
-            (EthernetAddress([0; 6]), IP_US),
-        ),
+        &arp(ArpOperation::Request, (MAC_PEER, IP_PEER), (EthernetAddress([0; 6]), IP_US)),
         &mut tx,
         &mut Recorder::default(),
     );
@@ -185,33 +147,17 @@ fn test_arp_request_for_us_is_answered_and_learned() {
     let mut tx = Vec::new();
     i.receive(
         now,
-        &arp(
-            ArpOperation::Request,
-            (MAC_PEER, IP_PEER),
-            (EthernetAddress([0; 6]), IP_US),
-        ),
+        &arp(ArpOperation::Request, (MAC_PEER, IP_PEER), (EthernetAddress([0; 6]), IP_US)),
         &mut tx,
         &mut Recorder::default(),
     );
     assert_eq!(tx.len(), 1);
     let r = arp_of(&tx[0]);
     assert_eq!(r.operation, ArpOperation::Reply);
-    assert_eq!(
-        (r.source_hardware_addr, r.source_protocol_addr),
-        (MAC_US, IP_US)
-    );
-    assert_eq!(
-        (r.target_hardware_addr, r.target_protocol_addr),
-        (MAC_PEER, IP_PEER)
-    );
-    assert_eq!(
-        EthernetFrame::new_checked(&tx[0][..]).unwrap().dst_addr(),
-        MAC_PEER
-    );
-    assert_eq!(
-        i.take_learned().collect::<Vec<_>>(),
-        vec![(IP_PEER, MAC_PEER)]
-    );
+    assert_eq!((r.source_hardware_addr, r.source_protocol_addr), (MAC_US, IP_US));
+    assert_eq!((r.target_hardware_addr, r.target_protocol_addr), (MAC_PEER, IP_PEER));
+    assert_eq!(EthernetFrame::new_checked(&tx[0][..]).unwrap().dst_addr(), MAC_PEER);
+    assert_eq!(i.take_learned().collect::<Vec<_>>(), vec![(IP_PEER, MAC_PEER)]);
     assert_eq!(i.counters().arp_out_replies.get(), 1);
 }
 
@@ -222,11 +168,7 @@ fn test_arp_for_others_is_not_answered_nor_learned() {
     let other = Ipv4Addr::new(10, 0, 0, 99);
     i.receive(
         Instant::now(),
-        &arp(
-            ArpOperation::Request,
-            (MAC_PEER, IP_PEER),
-            (EthernetAddress([0; 6]), other),
-        ),
+        &arp(ArpOperation::Request, (MAC_PEER, IP_PEER), (EthernetAddress([0; 6]), other)),
         &mut tx,
         &mut Recorder::default(),
     );
@@ -241,27 +183,15 @@ fn test_echo_request_gets_a_reply_but_broadcast_does_not() {
     let now = Instant::now();
     knows_peer(&mut i, now);
     let mut tx = Vec::new();
-    i.receive(
-        now,
-        &echo_request(IP_US, b"ping data"),
-        &mut tx,
-        &mut Recorder::default(),
-    );
+    i.receive(now, &echo_request(IP_US, b"ping data"), &mut tx, &mut Recorder::default());
     assert_eq!(tx.len(), 1);
     let ip = ip_of(&tx[0]);
-    assert_eq!(
-        (ip.src_addr(), ip.dst_addr(), ip.protocol()),
-        (IP_US, IP_PEER, IpProtocol::Icmp)
-    );
+    assert_eq!((ip.src_addr(), ip.dst_addr(), ip.protocol()), (IP_US, IP_PEER, IpProtocol::Icmp));
     let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
     assert!(icmp.verify_checksum());
     assert_eq!(
         Icmpv4Repr::parse(&icmp, ChecksumMode::Full).unwrap(),
-        Icmpv4Repr::EchoReply {
-            ident: 0x1234,
-            seq_no: 9,
-            data: b"ping data"
-        }
+        Icmpv4Repr::EchoReply { ident: 0x1234, seq_no: 9, data: b"ping data" }
     );
     let mut tx = Vec::new();
     let mut bcast = echo_request(Ipv4Addr::new(10, 0, 0, 255), b"all");
@@ -278,21 +208,11 @@ fn test_udp_is_delivered_and_closed_port_gets_port_unreachable() {
     knows_peer(&mut i, now);
     let mut rec = Recorder::default();
     let mut tx = Vec::new();
-    i.receive(
-        now,
-        &udp_frame(IP_PEER, IP_US, 5000, 7, b"hello"),
-        &mut tx,
-        &mut rec,
-    );
+    i.receive(now, &udp_frame(IP_PEER, IP_US, 5000, 7, b"hello"), &mut tx, &mut rec);
     assert!(tx.is_empty());
     assert_eq!(
         rec.datagrams,
-        vec![(
-            SocketAddrV4::new(IP_PEER, 5000),
-            SocketAddrV4::new(IP_US, 7),
-            false,
-            b"hello".to_vec()
-        )]
+        vec![(SocketAddrV4::new(IP_PEER, 5000), SocketAddrV4::new(IP_US, 7), false, b"hello".to_vec())]
     );
 
     let frame = udp_frame(IP_PEER, IP_US, 5000, 9, b"closed");
@@ -318,12 +238,7 @@ fn test_port_unreachable_is_rate_limited() {
     knows_peer(&mut i, now);
     let mut tx = Vec::new();
     for _ in 0..100 {
-        i.receive(
-            now,
-            &udp_frame(IP_PEER, IP_US, 5000, 9, b"x"),
-            &mut tx,
-            &mut Recorder::default(),
-        );
+        i.receive(now, &udp_frame(IP_PEER, IP_US, 5000, 9, b"x"), &mut tx, &mut Recorder::default());
     }
     assert_eq!(tx.len(), 50, "the burst");
     assert_eq!(i.counters().icmp_out_rate_limited.get(), 50);
@@ -343,18 +258,10 @@ fn test_port_unreachable_is_rate_limited() {
 #[test]
 fn test_full_socket_queue_is_counted() {
     let mut i = us();
-    let mut rec = Recorder {
-        capacity: Some(1),
-        ..Default::default()
-    };
+    let mut rec = Recorder { capacity: Some(1), ..Default::default() };
     let mut tx = Vec::new();
     for _ in 0..3 {
-        i.receive(
-            Instant::now(),
-            &udp_frame(IP_PEER, IP_US, 1, 7, b"x"),
-            &mut tx,
-            &mut rec,
-        );
+        i.receive(Instant::now(), &udp_frame(IP_PEER, IP_US, 1, 7, b"x"), &mut tx, &mut rec);
     }
     assert_eq!(rec.datagrams.len(), 1);
     assert_eq!(i.counters().udp_rcvbuf_errors.get(), 2);
@@ -367,23 +274,13 @@ fn test_send_resolves_with_arp_then_flushes_the_queue() {
     let now = Instant::now();
     let mut tx = Vec::new();
     for n in 0..3u8 {
-        i.send_udp(
-            now,
-            SocketAddrV4::new(IP_US, 4000),
-            SocketAddrV4::new(IP_PEER, 53),
-            &[n; 10],
-            &mut tx,
-        )
-        .unwrap();
+        i.send_udp(now, SocketAddrV4::new(IP_US, 4000), SocketAddrV4::new(IP_PEER, 53), &[n; 10], &mut tx)
+            .unwrap();
     }
     assert_eq!(tx.len(), 1, "one ARP request, datagrams queued");
     let req = arp_of(&tx[0]);
     assert_eq!(
-        (
-            req.operation,
-            req.target_protocol_addr,
-            req.source_protocol_addr
-        ),
+        (req.operation, req.target_protocol_addr, req.source_protocol_addr),
         (ArpOperation::Request, IP_PEER, IP_US)
     );
     let mut tx = Vec::new();
@@ -395,10 +292,7 @@ fn test_send_resolves_with_arp_then_flushes_the_queue() {
     );
     assert_eq!(tx.len(), 3, "the queue is flushed in order");
     for (n, f) in tx.iter().enumerate() {
-        assert_eq!(
-            EthernetFrame::new_checked(&f[..]).unwrap().dst_addr(),
-            MAC_PEER
-        );
+        assert_eq!(EthernetFrame::new_checked(&f[..]).unwrap().dst_addr(), MAC_PEER);
         let ip = ip_of(f);
         let udp = UdpPacket::new_checked(ip.payload()).unwrap();
         assert!(udp.verify_checksum(IP_US, IP_PEER));
@@ -412,14 +306,7 @@ fn test_unanswered_arp_retries_then_gives_up() {
     let mut i = us();
     let t0 = Instant::now();
     let mut tx = Vec::new();
-    i.send_udp(
-        t0,
-        SocketAddrV4::new(IP_US, 4000),
-        SocketAddrV4::new(IP_PEER, 53),
-        b"lost",
-        &mut tx,
-    )
-    .unwrap();
+    i.send_udp(t0, SocketAddrV4::new(IP_US, 4000), SocketAddrV4::new(IP_PEER, 53), b"lost", &mut tx).unwrap();
     assert_eq!(tx.len(), 1);
     assert_eq!(i.poll_at(), Some(t0 + Duration::from_secs(1)));
     // Virtual time: jump to each timeout.
@@ -437,20 +324,10 @@ fn test_arp_queue_is_bounded() {
     let now = Instant::now();
     let mut tx = Vec::new();
     for _ in 0..20 {
-        i.send_udp(
-            now,
-            SocketAddrV4::new(IP_US, 4000),
-            SocketAddrV4::new(IP_PEER, 53),
-            b"q",
-            &mut tx,
-        )
-        .unwrap();
+        i.send_udp(now, SocketAddrV4::new(IP_US, 4000), SocketAddrV4::new(IP_PEER, 53), b"q", &mut tx)
+            .unwrap();
     }
-    assert_eq!(
-        i.counters().arp_queue_drops.get(),
-        4,
-        "16 kept, 4 oldest dropped"
-    );
+    assert_eq!(i.counters().arp_queue_drops.get(), 4, "16 kept, 4 oldest dropped");
     let mut tx = Vec::new();
     i.receive(
         now,
@@ -468,24 +345,14 @@ fn test_aged_entries_are_reconfirmed_with_a_unicast_request() {
     knows_peer(&mut i, t0);
     let later = t0 + DEFAULT_NEIGHBOR_REACHABLE + Duration::from_secs(1);
     let mut tx = Vec::new();
-    i.send_udp(
-        later,
-        SocketAddrV4::new(IP_US, 1),
-        SocketAddrV4::new(IP_PEER, 2),
-        b"still goes",
-        &mut tx,
-    )
-    .unwrap();
+    i.send_udp(later, SocketAddrV4::new(IP_US, 1), SocketAddrV4::new(IP_PEER, 2), b"still goes", &mut tx)
+        .unwrap();
     assert_eq!(tx.len(), 1, "the aged entry is still used");
     assert_eq!(i.poll_at(), Some(later));
     i.poll(later, &mut tx);
     let req = arp_of(&tx[1]);
     assert_eq!(req.operation, ArpOperation::Request);
-    assert_eq!(
-        EthernetFrame::new_checked(&tx[1][..]).unwrap().dst_addr(),
-        MAC_PEER,
-        "unicast poll"
-    );
+    assert_eq!(EthernetFrame::new_checked(&tx[1][..]).unwrap().dst_addr(), MAC_PEER, "unicast poll");
     // No answer: the entry goes after the retries.
     while let Some(t) = i.poll_at() {
         i.poll(t, &mut tx);
@@ -499,47 +366,22 @@ fn test_aged_entries_are_reconfirmed_with_a_unicast_request() {
         &mut tx,
     )
     .unwrap();
-    assert_eq!(
-        arp_of(&tx[0]).target_protocol_addr,
-        IP_PEER,
-        "resolving afresh"
-    );
+    assert_eq!(arp_of(&tx[0]).target_protocol_addr, IP_PEER, "resolving afresh");
 }
 
 #[test]
 fn test_routes_on_link_gateway_and_none() {
     let mut i = us();
-    assert_eq!(
-        i.route(IP_PEER),
-        Ok((IP_US, ipv4::NextHop::Neighbor(IP_PEER)))
-    );
-    assert_eq!(
-        i.route(Ipv4Addr::new(10, 0, 0, 255)),
-        Ok((IP_US, ipv4::NextHop::Broadcast))
-    );
-    assert_eq!(
-        i.route(Ipv4Addr::BROADCAST),
-        Ok((IP_US, ipv4::NextHop::Broadcast))
-    );
-    assert_eq!(
-        i.route(Ipv4Addr::new(192, 0, 2, 1)),
-        Err(SendError::NoRoute)
-    );
+    assert_eq!(i.route(IP_PEER), Ok((IP_US, ipv4::NextHop::Neighbor(IP_PEER))));
+    assert_eq!(i.route(Ipv4Addr::new(10, 0, 0, 255)), Ok((IP_US, ipv4::NextHop::Broadcast)));
+    assert_eq!(i.route(Ipv4Addr::BROADCAST), Ok((IP_US, ipv4::NextHop::Broadcast)));
+    assert_eq!(i.route(Ipv4Addr::new(192, 0, 2, 1)), Err(SendError::NoRoute));
     assert_eq!(i.route(IP_US), Err(SendError::BadDestination));
     i.config.gateway = Some(IP_GW);
-    assert_eq!(
-        i.route(Ipv4Addr::new(192, 0, 2, 1)),
-        Ok((IP_US, ipv4::NextHop::Neighbor(IP_GW)))
-    );
+    assert_eq!(i.route(Ipv4Addr::new(192, 0, 2, 1)), Ok((IP_US, ipv4::NextHop::Neighbor(IP_GW))));
     let mut tx = Vec::new();
     assert_eq!(
-        i.send_udp(
-            Instant::now(),
-            SocketAddrV4::new(IP_PEER, 1),
-            SocketAddrV4::new(IP_GW, 2),
-            b"",
-            &mut tx
-        ),
+        i.send_udp(Instant::now(), SocketAddrV4::new(IP_PEER, 1), SocketAddrV4::new(IP_GW, 2), b"", &mut tx),
         Err(SendError::BadSource)
     );
 }
@@ -566,19 +408,12 @@ fn test_malformed_frames_are_counted_by_name_and_answered_by_nothing() {
     not_for_us[..6].copy_from_slice(&[0x02, 9, 9, 9, 9, 9]);
     let mut bad_icmp = echo_request(IP_US, b"x");
     *bad_icmp.last_mut().unwrap() ^= 0x55;
-    let truncated_arp = arp(
-        ArpOperation::Request,
-        (MAC_PEER, IP_PEER),
-        (EthernetAddress([0; 6]), IP_US),
-    )[..30]
-        .to_vec();
+    let truncated_arp =
+        arp(ArpOperation::Request, (MAC_PEER, IP_PEER), (EthernetAddress([0; 6]), IP_US))[..30].to_vec();
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (good[..10].to_vec(), "EthInTruncated"),
         (not_for_us, "EthInNotForUs"),
-        (
-            eth(MAC_US, EtherType::Unknown(0x86dd), &[0; 40]),
-            "EthInUnknownType",
-        ),
+        (eth(MAC_US, EtherType::Unknown(0x86dd), &[0; 40]), "EthInUnknownType"),
         (bad_ip_csum, "IpInCsumErrors"),
         (bad_version, "IpInBadVersion"),
         (bad_ihl, "IpInBadHeaderLen"),
@@ -592,21 +427,12 @@ fn test_malformed_frames_are_counted_by_name_and_answered_by_nothing() {
             eth(
                 MAC_US,
                 EtherType::Ipv4,
-                &ipv4(
-                    IP_PEER,
-                    Ipv4Addr::new(10, 0, 0, 77),
-                    IpProtocol::Udp,
-                    &[0; 8],
-                ),
+                &ipv4(IP_PEER, Ipv4Addr::new(10, 0, 0, 77), IpProtocol::Udp, &[0; 8]),
             ),
             "IpInAddrErrors",
         ),
         (
-            eth(
-                MAC_US,
-                EtherType::Ipv4,
-                &ipv4(Ipv4Addr::BROADCAST, IP_US, IpProtocol::Udp, &[0; 8]),
-            ),
+            eth(MAC_US, EtherType::Ipv4, &ipv4(Ipv4Addr::BROADCAST, IP_US, IpProtocol::Udp, &[0; 8])),
             "IpInBadSrc",
         ),
     ];
@@ -617,16 +443,9 @@ fn test_malformed_frames_are_counted_by_name_and_answered_by_nothing() {
         i.receive(now, frame, &mut tx, &mut rec);
         assert!(tx.is_empty(), "{counter}: nothing is sent in answer");
         let after: Vec<(&str, u64)> = i.counters().iter().collect();
-        let moved: Vec<&str> = before
-            .iter()
-            .zip(&after)
-            .filter(|(b, a)| b.1 != a.1)
-            .map(|(b, _)| b.0)
-            .collect();
-        assert!(
-            moved.contains(counter),
-            "{counter} did not move; moved: {moved:?}"
-        );
+        let moved: Vec<&str> =
+            before.iter().zip(&after).filter(|(b, a)| b.1 != a.1).map(|(b, _)| b.0).collect();
+        assert!(moved.contains(counter), "{counter} did not move; moved: {moved:?}");
     }
     assert!(rec.datagrams.is_empty());
     // The good one still goes through.
@@ -639,30 +458,18 @@ fn test_received_icmp_errors_reach_the_flow() {
     let mut i = us();
     let now = Instant::now();
     // An ICMP port unreachable quoting a datagram we sent from port 4000 to the peer's port 53.
-    let sent = ipv4(
-        IP_US,
-        IP_PEER,
-        IpProtocol::Udp,
-        &[0x0f, 0xa0, 0, 53, 0, 8, 0, 0],
-    );
+    let sent = ipv4(IP_US, IP_PEER, IpProtocol::Udp, &[0x0f, 0xa0, 0, 53, 0, 8, 0, 0]);
     let repr = Icmpv4Repr::DstUnreachable {
         code: dst_unreachable::PORT_UNREACHABLE,
         next_hop_mtu: 0,
         invoking: &sent,
     };
     let mut p = vec![0u8; repr.buffer_len()];
-    repr.emit(
-        &mut Icmpv4Packet::new_unchecked(&mut p[..]),
-        ChecksumMode::Full,
-    );
+    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), ChecksumMode::Full);
     let mut rec = Recorder::default();
     i.receive(
         now,
-        &eth(
-            MAC_US,
-            EtherType::Ipv4,
-            &ipv4(IP_PEER, IP_US, IpProtocol::Icmp, &p),
-        ),
+        &eth(MAC_US, EtherType::Ipv4, &ipv4(IP_PEER, IP_US, IpProtocol::Icmp, &p)),
         &mut Vec::new(),
         &mut rec,
     );
@@ -684,10 +491,7 @@ fn test_gratuitous_arp_announces_each_address() {
     i.announce(&mut tx);
     assert_eq!(tx.len(), 1);
     let r = arp_of(&tx[0]);
-    assert_eq!(
-        (r.source_protocol_addr, r.target_protocol_addr),
-        (IP_US, IP_US)
-    );
+    assert_eq!((r.source_protocol_addr, r.target_protocol_addr), (IP_US, IP_US));
 }
 
 /// Move every frame from `from` to `to`'s receive queue.
@@ -702,12 +506,7 @@ fn test_two_hosts_fragment_and_reassemble_through_faults() {
     let t0 = Instant::now();
     let mut a = iface_with(MAC_PEER, IP_PEER);
     let mut b = us();
-    let faults = FaultConfig {
-        reorder: 0.2,
-        duplicate: 0.1,
-        seed: 11,
-        ..Default::default()
-    };
+    let faults = FaultConfig { reorder: 0.2, duplicate: 0.1, seed: 11, ..Default::default() };
     let mut a_tx = FaultInjector::new(Vec::new(), faults);
     let mut b_tx: Vec<Vec<u8>> = Vec::new();
     let (mut a_rx, mut b_rx) = (VecDeque::new(), VecDeque::new());
@@ -717,14 +516,8 @@ fn test_two_hosts_fragment_and_reassemble_through_faults() {
     for n in 0..200u32 {
         let len = 1 + rng.below(9000) as usize;
         let data: Vec<u8> = (0..len).map(|k| (k as u32 * 13 + n) as u8).collect();
-        a.send_udp(
-            t0,
-            SocketAddrV4::new(IP_PEER, 9000),
-            SocketAddrV4::new(IP_US, 7),
-            &data,
-            &mut a_tx,
-        )
-        .unwrap();
+        a.send_udp(t0, SocketAddrV4::new(IP_PEER, 9000), SocketAddrV4::new(IP_US, 7), &data, &mut a_tx)
+            .unwrap();
         sent.push(data);
         // Pump both ways until quiet.
         for _ in 0..4 {
@@ -732,9 +525,7 @@ fn test_two_hosts_fragment_and_reassemble_through_faults() {
             carry(a_tx.inner_mut(), &mut b_rx);
             b_rx.receive(usize::MAX, |f| b.receive(t0, f, &mut b_tx, &mut rec));
             carry(&mut b_tx, &mut a_rx);
-            a_rx.receive(usize::MAX, |f| {
-                a.receive(t0, f, &mut a_tx, &mut Recorder::default())
-            });
+            a_rx.receive(usize::MAX, |f| a.receive(t0, f, &mut a_tx, &mut Recorder::default()));
         }
     }
     let mut got: Vec<Vec<u8>> = rec.datagrams.into_iter().map(|d| d.3).collect();
@@ -754,11 +545,7 @@ fn test_vlan_frames_are_accepted_on_our_vlan_and_answered_tagged() {
     let mut cfg = IfaceConfig::new(MAC_US, vec![Ipv4Cidr::new(IP_US, 24).unwrap()]);
     cfg.vlan = Some(100);
     let mut i = Interface::new(cfg, Arc::new(Counters::default()), 1);
-    let request = arp(
-        ArpOperation::Request,
-        (MAC_PEER, IP_PEER),
-        (EthernetAddress([0; 6]), IP_US),
-    );
+    let request = arp(ArpOperation::Request, (MAC_PEER, IP_PEER), (EthernetAddress([0; 6]), IP_US));
     let tag = |vid: u16| {
         let mut f = request[..12].to_vec();
         f.extend_from_slice(&[0x81, 0x00]);

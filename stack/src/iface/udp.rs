@@ -62,11 +62,7 @@ impl Interface {
         if payload.len() > MAX_UDP_PAYLOAD {
             return Err(SendError::TooLong);
         }
-        let repr = UdpRepr {
-            src_port: src.port(),
-            dst_port: dst.port(),
-            payload_len: payload.len(),
-        };
+        let repr = UdpRepr { src_port: src.port(), dst_port: dst.port(), payload_len: payload.len() };
         let dst_ip = *dst.ip();
         self.dispatch_ip(
             now,
@@ -80,12 +76,7 @@ impl Interface {
             |src_ip, buf| {
                 // The checksum covers the payload: copy it first.
                 buf[repr.header_len()..].copy_from_slice(payload);
-                repr.emit(
-                    &mut UdpPacket::new_unchecked(buf),
-                    src_ip,
-                    dst_ip,
-                    ChecksumMode::Full,
-                )
+                repr.emit(&mut UdpPacket::new_unchecked(buf), src_ip, dst_ip, ChecksumMode::Full)
             },
         )?;
         self.counters.udp_out_datagrams.inc();

@@ -35,14 +35,7 @@ impl<D: TxDevice> FaultInjector<D> {
     /// Wrap `inner`.
     pub fn new(inner: D, config: FaultConfig) -> Self {
         let rng = Rng::with_seed(config.seed);
-        FaultInjector {
-            inner,
-            config,
-            rng,
-            scratch: Vec::new(),
-            held: None,
-            dropped: 0,
-        }
+        FaultInjector { inner, config, rng, scratch: Vec::new(), held: None, dropped: 0 }
     }
 
     /// The wrapped device.
@@ -67,11 +60,7 @@ fn copy_out<D: TxDevice>(dev: &mut D, frame: &[u8]) -> Result<(), TxFull> {
 }
 
 impl<D: TxDevice> TxDevice for FaultInjector<D> {
-    fn transmit<F: FnOnce(&mut [u8]) -> usize>(
-        &mut self,
-        max_len: usize,
-        fill: F,
-    ) -> Result<(), TxFull> {
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, max_len: usize, fill: F) -> Result<(), TxFull> {
         self.scratch.clear();
         self.scratch.resize(max_len, 0);
         let len = fill(&mut self.scratch).min(max_len);
@@ -116,13 +105,7 @@ mod tests {
 
     #[test]
     fn no_faults_passes_everything_in_order() {
-        let mut f = FaultInjector::new(
-            Vec::new(),
-            FaultConfig {
-                seed: 3,
-                ..Default::default()
-            },
-        );
+        let mut f = FaultInjector::new(Vec::new(), FaultConfig { seed: 3, ..Default::default() });
         send_numbered(&mut f, 50);
         let out: Vec<u8> = f.inner_mut().iter().map(|fr| fr[0]).collect();
         assert_eq!(out, (0..50).collect::<Vec<u8>>());
@@ -130,13 +113,7 @@ mod tests {
 
     #[test]
     fn drop_rate_and_replay() {
-        let cfg = FaultConfig {
-            drop: 0.2,
-            duplicate: 0.1,
-            reorder: 0.1,
-            corrupt: 0.0,
-            seed: 42,
-        };
+        let cfg = FaultConfig { drop: 0.2, duplicate: 0.1, reorder: 0.1, corrupt: 0.0, seed: 42 };
         let mut a = FaultInjector::new(Vec::new(), cfg.clone());
         let mut b = FaultInjector::new(Vec::new(), cfg);
         send_numbered(&mut a, 200);
@@ -150,11 +127,7 @@ mod tests {
 
     #[test]
     fn corruption_flips_exactly_one_bit() {
-        let cfg = FaultConfig {
-            corrupt: 1.0,
-            seed: 9,
-            ..Default::default()
-        };
+        let cfg = FaultConfig { corrupt: 1.0, seed: 9, ..Default::default() };
         let mut f = FaultInjector::new(Vec::new(), cfg);
         send_numbered(&mut f, 20);
         for (i, fr) in f.inner_mut().iter().enumerate() {

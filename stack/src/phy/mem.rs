@@ -5,11 +5,7 @@ use std::collections::VecDeque;
 use super::{RxDevice, TxDevice, TxFull};
 
 impl TxDevice for Vec<Vec<u8>> {
-    fn transmit<F: FnOnce(&mut [u8]) -> usize>(
-        &mut self,
-        max_len: usize,
-        fill: F,
-    ) -> Result<(), TxFull> {
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, max_len: usize, fill: F) -> Result<(), TxFull> {
         let mut frame = vec![0u8; max_len];
         let len = fill(&mut frame);
         frame.truncate(len);

@@ -18,11 +18,7 @@ pub struct TxFull;
 pub trait TxDevice {
     /// Send one frame: the device lends a buffer of at least `max_len` bytes, `fill` writes the frame
     /// and returns its length. Frames are queued and go out on [`TxDevice::flush`] (or sooner).
-    fn transmit<F: FnOnce(&mut [u8]) -> usize>(
-        &mut self,
-        max_len: usize,
-        fill: F,
-    ) -> Result<(), TxFull>;
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, max_len: usize, fill: F) -> Result<(), TxFull>;
 
     /// Push queued frames to the wire.
     fn flush(&mut self) {}

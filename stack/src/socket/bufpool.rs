@@ -16,9 +16,7 @@ pub struct BufPool {
 impl BufPool {
     /// A pool that keeps at most `capacity` idle buffers.
     pub fn new(capacity: usize) -> BufPool {
-        BufPool {
-            free: ArrayQueue::new(capacity.max(1)),
-        }
+        BufPool { free: ArrayQueue::new(capacity.max(1)) }
     }
 
     /// An empty buffer (length 0) with room for at least `len` bytes.

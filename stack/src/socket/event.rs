@@ -29,10 +29,7 @@ impl Event {
         }
         // Safety: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(Event {
-            fd,
-            waiters: AtomicU32::new(0),
-        })
+        Ok(Event { fd, waiters: AtomicU32::new(0) })
     }
 
     /// Wake whoever waits. Call after making the awaited condition true.
@@ -137,11 +134,7 @@ fn poll_one(fd: BorrowedFd<'_>, timeout_ms: i32) {
 /// readable, on timeout, or on a signal; callers re-check their conditions either way.
 pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) {
     const MAX: usize = 65;
-    let mut pfds = [libc::pollfd {
-        fd: -1,
-        events: libc::POLLIN,
-        revents: 0,
-    }; MAX];
+    let mut pfds = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; MAX];
     let n = fds.len().min(MAX);
     for (p, fd) in pfds.iter_mut().zip(fds) {
         p.fd = fd.as_raw_fd();
@@ -177,9 +170,8 @@ mod tests {
                 flag2.store(true, Ordering::SeqCst);
                 ev2.notify();
             });
-            let ok = ev.wait_until(Some(Instant::now() + Duration::from_secs(10)), || {
-                flag.load(Ordering::SeqCst)
-            });
+            let ok =
+                ev.wait_until(Some(Instant::now() + Duration::from_secs(10)), || flag.load(Ordering::SeqCst));
             assert!(ok);
             t.join().unwrap();
         }
@@ -189,11 +181,7 @@ mod tests {
     fn notify_without_waiters_writes_nothing() {
         let ev = Event::new().unwrap();
         ev.notify();
-        let mut pfd = libc::pollfd {
-            fd: ev.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: ev.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // Safety: one valid pollfd, zero timeout.
         let n = unsafe { libc::poll(&mut pfd, 1, 0) };
         assert_eq!(n, 0, "no syscall-visible signal when nobody waits");

@@ -38,11 +38,7 @@ pub(crate) fn first_v4(addr: impl ToSocketAddrs) -> io::Result<SocketAddrV4> {
     }
     Err(io::Error::new(
         io::ErrorKind::InvalidInput,
-        if saw_v6 {
-            "xdpstack speaks IPv4 only"
-        } else {
-            "address resolved to nothing"
-        },
+        if saw_v6 { "xdpstack speaks IPv4 only" } else { "address resolved to nothing" },
     ))
 }
 
@@ -57,10 +53,9 @@ pub(crate) struct SocketOptions {
 
 fn to_nanos(t: Option<Duration>) -> io::Result<u64> {
     match t {
-        Some(d) if d.is_zero() => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "cannot set a 0 duration timeout",
-        )),
+        Some(d) if d.is_zero() => {
+            Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"))
+        }
         Some(d) => Ok(d.as_nanos().clamp(1, u64::MAX as u128) as u64),
         None => Ok(0),
     }
@@ -97,10 +92,7 @@ impl SocketOptions {
     }
     /// When a blocking write gives up (far future when there is no timeout).
     pub(crate) fn write_deadline(&self) -> Instant {
-        Instant::now()
-            + self
-                .write_timeout()
-                .unwrap_or(Duration::from_secs(86400 * 365))
+        Instant::now() + self.write_timeout().unwrap_or(Duration::from_secs(86400 * 365))
     }
 }
 
@@ -112,10 +104,7 @@ mod tests {
     fn timeouts_follow_std_rules() {
         let o = SocketOptions::default();
         assert_eq!(o.read_timeout(), None);
-        assert_eq!(
-            o.set_read_timeout(Some(Duration::ZERO)).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(o.set_read_timeout(Some(Duration::ZERO)).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         o.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
         assert_eq!(o.read_timeout(), Some(Duration::from_millis(5)));
         o.set_read_timeout(None).unwrap();
@@ -126,9 +115,6 @@ mod tests {
     fn ipv6_is_refused_clearly() {
         let e = first_v4("[::1]:80").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-        assert_eq!(
-            first_v4("10.0.0.1:80").unwrap(),
-            "10.0.0.1:80".parse().unwrap()
-        );
+        assert_eq!(first_v4("10.0.0.1:80").unwrap(), "10.0.0.1:80".parse().unwrap());
     }
 }

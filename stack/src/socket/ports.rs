@@ -25,16 +25,8 @@ pub(crate) struct PortTable {
 impl PortTable {
     /// A table choosing ephemeral ports from the range fit for the address mode.
     pub(crate) fn new(rng: Rng, shared_address: bool) -> PortTable {
-        let range = if shared_address {
-            EPHEMERAL_SHARED
-        } else {
-            EPHEMERAL
-        };
-        PortTable {
-            bound: HashMap::new(),
-            rng,
-            range,
-        }
+        let range = if shared_address { EPHEMERAL_SHARED } else { EPHEMERAL };
+        PortTable { bound: HashMap::new(), rng, range }
     }
 
     /// Is any socket bound to `port`?
@@ -43,19 +35,13 @@ impl PortTable {
     }
 
     fn conflicts(&self, proto: Proto, addr: Ipv4Addr, port: u16) -> bool {
-        self.bound.get(&(proto, port)).is_some_and(|v| {
-            v.iter()
-                .any(|(a, _)| *a == addr || a.is_unspecified() || addr.is_unspecified())
-        })
+        self.bound
+            .get(&(proto, port))
+            .is_some_and(|v| v.iter().any(|(a, _)| *a == addr || a.is_unspecified() || addr.is_unspecified()))
     }
 
     /// Bind `addr` for descriptor `fd`; port 0 picks an ephemeral port. Returns the bound address.
-    pub(crate) fn bind(
-        &mut self,
-        proto: Proto,
-        addr: SocketAddrV4,
-        fd: i32,
-    ) -> io::Result<SocketAddrV4> {
+    pub(crate) fn bind(&mut self, proto: Proto, addr: SocketAddrV4, fd: i32) -> io::Result<SocketAddrV4> {
         let port = if addr.port() != 0 {
             if self.conflicts(proto, *addr.ip(), addr.port()) {
                 return Err(io::Error::from_raw_os_error(libc::EADDRINUSE));
@@ -64,10 +50,7 @@ impl PortTable {
         } else {
             self.ephemeral(proto, *addr.ip())?
         };
-        self.bound
-            .entry((proto, port))
-            .or_default()
-            .push((*addr.ip(), fd));
+        self.bound.entry((proto, port)).or_default().push((*addr.ip(), fd));
         Ok(SocketAddrV4::new(*addr.ip(), port))
     }
 
@@ -109,18 +92,10 @@ mod tests {
     fn conflicts_follow_wildcard_rules() {
         let mut t = PortTable::new(Rng::with_seed(1), false);
         t.bind(Proto::Udp, sa([10, 0, 0, 2], 7), 0).unwrap();
-        assert_eq!(
-            t.bind(Proto::Udp, sa([10, 0, 0, 2], 7), 1)
-                .unwrap_err()
-                .kind(),
-            io::ErrorKind::AddrInUse
-        );
+        assert_eq!(t.bind(Proto::Udp, sa([10, 0, 0, 2], 7), 1).unwrap_err().kind(), io::ErrorKind::AddrInUse);
         assert!(t.bind(Proto::Udp, sa([0, 0, 0, 0], 7), 1).is_err());
         assert!(t.bind(Proto::Udp, sa([10, 0, 0, 3], 7), 1).is_ok());
-        assert!(
-            t.bind(Proto::Tcp, sa([10, 0, 0, 2], 7), 2).is_ok(),
-            "TCP and UDP ports are separate"
-        );
+        assert!(t.bind(Proto::Tcp, sa([10, 0, 0, 2], 7), 2).is_ok(), "TCP and UDP ports are separate");
         t.release(Proto::Udp, sa([10, 0, 0, 2], 7), 0);
         assert!(t.bind(Proto::Udp, sa([10, 0, 0, 2], 7), 3).is_ok());
     }
@@ -128,23 +103,16 @@ mod tests {
     #[test]
     fn ephemeral_ports_are_random_and_in_range() {
         let mut t = PortTable::new(Rng::with_seed(99), false);
-        let ports: Vec<u16> = (0..50)
-            .map(|fd| t.bind(Proto::Udp, sa([10, 0, 0, 2], 0), fd).unwrap().port())
-            .collect();
+        let ports: Vec<u16> =
+            (0..50).map(|fd| t.bind(Proto::Udp, sa([10, 0, 0, 2], 0), fd).unwrap().port()).collect();
         assert!(ports.iter().all(|p| EPHEMERAL.contains(p)));
         let mut shared = PortTable::new(Rng::with_seed(5), true);
-        let p = shared
-            .bind(Proto::Udp, sa([10, 0, 0, 2], 0), 0)
-            .unwrap()
-            .port();
+        let p = shared.bind(Proto::Udp, sa([10, 0, 0, 2], 0), 0).unwrap().port();
         assert!(EPHEMERAL_SHARED.contains(&p));
         let mut sorted = ports.clone();
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), ports.len(), "no duplicates");
-        assert!(
-            ports.windows(2).any(|w| w[1] != w[0].wrapping_add(1)),
-            "not sequential"
-        );
+        assert!(ports.windows(2).any(|w| w[1] != w[0].wrapping_add(1)), "not sequential");
     }
 }

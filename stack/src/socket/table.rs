@@ -49,10 +49,7 @@ impl FdTable {
 
     /// Live entries, in descriptor order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (i32, &SocketEntry)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|e| (i as i32, e)))
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|e| (i as i32, e)))
     }
 }
 

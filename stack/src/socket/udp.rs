@@ -134,14 +134,8 @@ impl UdpSocket {
             shared_stack.push_command(w, Command::UdpRegister(shared.clone()), wait)?;
         }
         let ready = || shared.registered.load(Ordering::Acquire) >= n;
-        if !shared
-            .event
-            .wait_until(Some(Instant::now() + Duration::from_secs(5)), ready)
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "workers did not register the socket",
-            ));
+        if !shared.event.wait_until(Some(Instant::now() + Duration::from_secs(5)), ready) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "workers did not register the socket"));
         }
         shared_stack.fd_table_set_udp(fd, &shared);
         Ok(sock)
@@ -160,10 +154,7 @@ impl UdpSocket {
 
     /// The connected peer; `NotConnected` when there is none.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.shared
-            .peer()
-            .map(SocketAddr::V4)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+        self.shared.peer().map(SocketAddr::V4).ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
     }
 
     /// Set the default destination and accept datagrams only from it.
@@ -194,10 +185,7 @@ impl UdpSocket {
 
     /// Send `buf` to the connected peer (`NotConnected` when there is none).
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        let dst = self
-            .shared
-            .peer()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        let dst = self.shared.peer().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
         self.send_datagram(buf, dst)
     }
 
@@ -215,16 +203,9 @@ impl UdpSocket {
         self.stack.check_route(*dst.ip())?;
         self.check_broadcast(*dst.ip())?;
         let data = self.stack.bufs.copy_of(buf);
-        let cmd = Command::UdpSend {
-            src: self.shared.local,
-            dst,
-            buf: data,
-        };
-        let wait = if self.opts.nonblocking() {
-            Wait::NonBlocking
-        } else {
-            Wait::Until(self.opts.write_deadline())
-        };
+        let cmd = Command::UdpSend { src: self.shared.local, dst, buf: data };
+        let wait =
+            if self.opts.nonblocking() { Wait::NonBlocking } else { Wait::Until(self.opts.write_deadline()) };
         self.stack.push_command(self.home, cmd, wait)?;
         Ok(buf.len())
     }
@@ -318,10 +299,7 @@ impl Drop for UdpSocket {
         let s = &self.stack;
         for w in 0..s.workers.len() {
             // Best effort: if the stack has stopped, the workers are gone and so is the registration.
-            let cmd = Command::UdpUnregister {
-                local: self.shared.local,
-                fd: self.shared.fd,
-            };
+            let cmd = Command::UdpUnregister { local: self.shared.local, fd: self.shared.fd };
             let _ = s.push_command(w, cmd, Wait::Until(Instant::now() + Duration::from_secs(1)));
         }
         while let Some(d) = self.shared.rx.pop() {

@@ -284,10 +284,7 @@ mod tests {
         };
         assert_eq!(parse(fixtures::ARP_REPLY, 14).unwrap(), reply);
         let packet = ArpPacket::new_checked(&fixtures::ARP_REPLY[14..]).unwrap();
-        assert_eq!(
-            (packet.hardware_type(), packet.protocol_type()),
-            (1, 0x0800)
-        );
+        assert_eq!((packet.hardware_type(), packet.protocol_type()), (1, 0x0800));
         assert_eq!((packet.hardware_len(), packet.protocol_len()), (6, 4));
     }
 
@@ -313,11 +310,7 @@ mod tests {
     fn prefixes_are_truncated() {
         let arp = &fixtures::ARP_REQUEST[14..];
         for len in 0..PACKET_LEN {
-            assert_eq!(
-                ArpPacket::new_checked(&arp[..len]).unwrap_err(),
-                Error::Truncated,
-                "len {len}"
-            );
+            assert_eq!(ArpPacket::new_checked(&arp[..len]).unwrap_err(), Error::Truncated, "len {len}");
         }
     }
 

@@ -106,19 +106,13 @@ pub fn verify(data: &[u8]) -> bool {
 /// with the checksum field zero. (UDP additionally sends a computed 0 as 0xFFFF.)
 #[inline]
 pub fn compute_l4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, segment: &[u8]) -> u16 {
-    !combine(&[
-        pseudo_header(src, dst, protocol, segment.len() as u16),
-        sum(segment),
-    ])
+    !combine(&[pseudo_header(src, dst, protocol, segment.len() as u16), sum(segment)])
 }
 
 /// Whether a UDP or TCP `segment` (checksum field included) carries a correct checksum.
 #[inline]
 pub fn verify_l4(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, segment: &[u8]) -> bool {
-    combine(&[
-        pseudo_header(src, dst, protocol, segment.len() as u16),
-        sum(segment),
-    ]) == 0xffff
+    combine(&[pseudo_header(src, dst, protocol, segment.len() as u16), sum(segment)]) == 0xffff
 }
 
 #[cfg(test)]
@@ -143,10 +137,7 @@ mod tests {
     #[test]
     fn rfc1071_example() {
         // RFC 1071 §3: bytes 00 01 f2 03 f4 f5 f6 f7 sum to ddf2.
-        assert_eq!(
-            sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            0xddf2
-        );
+        assert_eq!(sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
     }
 
     #[test]
@@ -166,9 +157,7 @@ mod tests {
 
     #[test]
     fn compute_then_verify() {
-        let mut data = vec![
-            0x45, 0x00, 0x00, 0x1c, 0x12, 0x34, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
+        let mut data = vec![0x45, 0x00, 0x00, 0x1c, 0x12, 0x34, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
         let c = compute(&data);
         data[10..12].copy_from_slice(&c.to_be_bytes());
         assert!(verify(&data));

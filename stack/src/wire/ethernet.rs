@@ -41,11 +41,7 @@ impl EthernetAddress {
 impl fmt::Display for EthernetAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = &self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -179,18 +175,13 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
     /// EtherType of the payload (behind the VLAN tag if there is one).
     pub fn ethertype(&self) -> EtherType {
-        let at = if self.is_tagged() {
-            field::VLAN_ETHERTYPE
-        } else {
-            field::ETHERTYPE
-        };
+        let at = if self.is_tagged() { field::VLAN_ETHERTYPE } else { field::ETHERTYPE };
         EtherType::from(read_u16(self.buffer.as_ref(), at))
     }
 
     /// The VLAN ID of a tagged frame (0 for a priority-tagged frame), `None` if untagged.
     pub fn vlan_id(&self) -> Option<u16> {
-        self.is_tagged()
-            .then(|| read_u16(self.buffer.as_ref(), field::VLAN_TCI) & VID_MASK)
+        self.is_tagged().then(|| read_u16(self.buffer.as_ref(), field::VLAN_TCI) & VID_MASK)
     }
 
     /// Everything after the header (for IPv4, possibly followed by Ethernet padding).
@@ -212,11 +203,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 
     /// Sets the payload EtherType, behind the tag if the frame is already tagged.
     pub fn set_ethertype(&mut self, ethertype: EtherType) {
-        let at = if self.is_tagged() {
-            field::VLAN_ETHERTYPE
-        } else {
-            field::ETHERTYPE
-        };
+        let at = if self.is_tagged() { field::VLAN_ETHERTYPE } else { field::ETHERTYPE };
         write_u16(self.buffer.as_mut(), at, ethertype.into());
     }
 
@@ -303,10 +290,7 @@ mod tests {
         assert!(mcast.is_multicast() && !mcast.is_broadcast());
         assert!(MAC_A.is_unicast() && !MAC_A.is_multicast());
         assert_eq!(MAC_A.to_string(), "02:00:00:00:00:0a");
-        assert_eq!(
-            format!("{:?}", EthernetAddress([0xde, 0xad, 0xbe, 0xef, 0, 0xff])),
-            "de:ad:be:ef:00:ff"
-        );
+        assert_eq!(format!("{:?}", EthernetAddress([0xde, 0xad, 0xbe, 0xef, 0, 0xff])), "de:ad:be:ef:00:ff");
     }
 
     #[test]
@@ -341,10 +325,7 @@ mod tests {
 
     #[test]
     fn truncated_headers() {
-        assert_eq!(
-            EthernetFrame::new_checked(&fixtures::ARP_REQUEST[..13]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(EthernetFrame::new_checked(&fixtures::ARP_REQUEST[..13]).unwrap_err(), Error::Truncated);
         assert!(EthernetFrame::new_checked(&fixtures::ARP_REQUEST[..14]).is_ok());
         // A tag announced but cut off.
         let f = &fixtures::VLAN_ARP_REQUEST[..17];
@@ -354,11 +335,7 @@ mod tests {
 
     #[test]
     fn emit_reproduces_captured_headers() {
-        for frame in [
-            fixtures::ARP_REQUEST,
-            fixtures::VLAN_ARP_REQUEST,
-            fixtures::TCP_DATA,
-        ] {
+        for frame in [fixtures::ARP_REQUEST, fixtures::VLAN_ARP_REQUEST, fixtures::TCP_DATA] {
             let repr = EthernetRepr::parse(&EthernetFrame::new_checked(frame).unwrap()).unwrap();
             let mut buf = vec![0u8; repr.header_len()];
             repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
@@ -376,10 +353,7 @@ mod tests {
         assert_eq!(f.ethertype(), EtherType::Ipv4);
         assert_eq!(f.vlan_id(), Some(100));
         f.payload_mut()[0] = 0xaa;
-        assert_eq!(
-            buf[..18],
-            [2, 0, 0, 0, 0, 0x0b, 2, 0, 0, 0, 0, 0x0a, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00]
-        );
+        assert_eq!(buf[..18], [2, 0, 0, 0, 0, 0x0b, 2, 0, 0, 0, 0, 0x0a, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00]);
         assert_eq!(buf[18], 0xaa);
     }
 

@@ -308,43 +308,26 @@ impl<'a> Icmpv4Repr<'a> {
         let buffer: &'a T = packet.buffer;
         let data: &'a [u8] = &buffer.as_ref()[field::DATA..];
         let repr = match packet.msg_type() {
-            Icmpv4Message::EchoRequest => Icmpv4Repr::EchoRequest {
-                ident: packet.echo_ident(),
-                seq_no: packet.echo_seq_no(),
-                data,
-            },
-            Icmpv4Message::EchoReply => Icmpv4Repr::EchoReply {
-                ident: packet.echo_ident(),
-                seq_no: packet.echo_seq_no(),
-                data,
-            },
+            Icmpv4Message::EchoRequest => {
+                Icmpv4Repr::EchoRequest { ident: packet.echo_ident(), seq_no: packet.echo_seq_no(), data }
+            }
+            Icmpv4Message::EchoReply => {
+                Icmpv4Repr::EchoReply { ident: packet.echo_ident(), seq_no: packet.echo_seq_no(), data }
+            }
             Icmpv4Message::DstUnreachable => {
                 check_invoking(data)?;
                 let code = packet.msg_code();
-                let next_hop_mtu = if code == dst_unreachable::FRAG_NEEDED {
-                    packet.next_hop_mtu()
-                } else {
-                    0
-                };
-                Icmpv4Repr::DstUnreachable {
-                    code,
-                    next_hop_mtu,
-                    invoking: data,
-                }
+                let next_hop_mtu =
+                    if code == dst_unreachable::FRAG_NEEDED { packet.next_hop_mtu() } else { 0 };
+                Icmpv4Repr::DstUnreachable { code, next_hop_mtu, invoking: data }
             }
             Icmpv4Message::TimeExceeded => {
                 check_invoking(data)?;
-                Icmpv4Repr::TimeExceeded {
-                    code: packet.msg_code(),
-                    invoking: data,
-                }
+                Icmpv4Repr::TimeExceeded { code: packet.msg_code(), invoking: data }
             }
             Icmpv4Message::ParamProblem => {
                 check_invoking(data)?;
-                Icmpv4Repr::ParamProblem {
-                    pointer: packet.pointer(),
-                    invoking: data,
-                }
+                Icmpv4Repr::ParamProblem { pointer: packet.pointer(), invoking: data }
             }
             Icmpv4Message::Redirect | Icmpv4Message::Unknown(_) => return Err(Error::Unsupported),
         };
@@ -376,14 +359,9 @@ impl<'a> Icmpv4Repr<'a> {
     ///
     /// # Panics
     /// If the buffer is shorter than [`buffer_len`](Self::buffer_len).
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
-        &self,
-        packet: &mut Icmpv4Packet<T>,
-        checksum: ChecksumMode,
-    ) {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Icmpv4Packet<T>, checksum: ChecksumMode) {
         match *self {
-            Icmpv4Repr::EchoRequest { ident, seq_no, .. }
-            | Icmpv4Repr::EchoReply { ident, seq_no, .. } => {
+            Icmpv4Repr::EchoRequest { ident, seq_no, .. } | Icmpv4Repr::EchoReply { ident, seq_no, .. } => {
                 let ty = match self {
                     Icmpv4Repr::EchoRequest { .. } => Icmpv4Message::EchoRequest,
                     _ => Icmpv4Message::EchoReply,
@@ -393,9 +371,7 @@ impl<'a> Icmpv4Repr<'a> {
                 packet.set_echo_ident(ident);
                 packet.set_echo_seq_no(seq_no);
             }
-            Icmpv4Repr::DstUnreachable {
-                code, next_hop_mtu, ..
-            } => {
+            Icmpv4Repr::DstUnreachable { code, next_hop_mtu, .. } => {
                 packet.set_msg_type(Icmpv4Message::DstUnreachable);
                 packet.set_msg_code(code);
                 packet.set_error_fields(0, next_hop_mtu);
@@ -457,10 +433,9 @@ pub fn invoking_flow(invoking: &[u8]) -> Result<(Ipv4Addr, Ipv4Addr, IpProtocol,
     let protocol = IpProtocol::from(invoking[9]);
     let frag_offset = read_u16(invoking, 6) & 0x1fff;
     let (src_port, dst_port) = match protocol {
-        IpProtocol::Tcp | IpProtocol::Udp if frag_offset == 0 => (
-            read_u16(invoking, header_len),
-            read_u16(invoking, header_len + 2),
-        ),
+        IpProtocol::Tcp | IpProtocol::Udp if frag_offset == 0 => {
+            (read_u16(invoking, header_len), read_u16(invoking, header_len + 2))
+        }
         _ => (0, 0),
     };
     Ok((src, dst, protocol, src_port, dst_port))
@@ -483,42 +458,22 @@ mod tests {
     fn captured_echo_request_and_reply() {
         // tshark: type 8 code 0, checksum 0x7031 [correct], id 0x3025, seq 1, 16 bytes of data.
         let p = Icmpv4Packet::new_checked(icmp(fixtures::ICMP_ECHO_REQUEST)).unwrap();
-        assert_eq!(
-            (p.msg_type(), p.msg_code(), p.checksum()),
-            (Icmpv4Message::EchoRequest, 0, 0x7031)
-        );
+        assert_eq!((p.msg_type(), p.msg_code(), p.checksum()), (Icmpv4Message::EchoRequest, 0, 0x7031));
         assert!(p.verify_checksum());
         let data = &icmp(fixtures::ICMP_ECHO_REQUEST)[8..];
         assert_eq!(data.len(), 16);
         // tshark: data after ping's 8-byte timestamp is bb020f0000000000.
         assert_eq!(data[8..], [0xbb, 0x02, 0x0f, 0, 0, 0, 0, 0]);
         let request = Icmpv4Repr::parse(&p, ChecksumMode::Full).unwrap();
-        assert_eq!(
-            request,
-            Icmpv4Repr::EchoRequest {
-                ident: 0x3025,
-                seq_no: 1,
-                data
-            }
-        );
+        assert_eq!(request, Icmpv4Repr::EchoRequest { ident: 0x3025, seq_no: 1, data });
         // tshark: type 0, checksum 0x7831 [correct], same id, seq and data.
         let p = Icmpv4Packet::new_checked(icmp(fixtures::ICMP_ECHO_REPLY)).unwrap();
         assert_eq!(p.checksum(), 0x7831);
         let reply = Icmpv4Repr::parse(&p, ChecksumMode::Full).unwrap();
-        assert_eq!(
-            reply,
-            Icmpv4Repr::EchoReply {
-                ident: 0x3025,
-                seq_no: 1,
-                data
-            }
-        );
+        assert_eq!(reply, Icmpv4Repr::EchoReply { ident: 0x3025, seq_no: 1, data });
         // Emitting the reply reproduces the kernel's bytes, checksum included.
         let mut buf = vec![0u8; reply.buffer_len()];
-        reply.emit(
-            &mut Icmpv4Packet::new_unchecked(&mut buf[..]),
-            ChecksumMode::Full,
-        );
+        reply.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..]), ChecksumMode::Full);
         assert_eq!(&buf[..], icmp(fixtures::ICMP_ECHO_REPLY));
     }
 
@@ -529,12 +484,7 @@ mod tests {
         let p = Icmpv4Packet::new_checked(bytes).unwrap();
         assert_eq!(p.checksum(), 0x11d8);
         let repr = Icmpv4Repr::parse(&p, ChecksumMode::Full).unwrap();
-        let Icmpv4Repr::DstUnreachable {
-            code,
-            next_hop_mtu,
-            invoking,
-        } = repr
-        else {
+        let Icmpv4Repr::DstUnreachable { code, next_hop_mtu, invoking } = repr else {
             panic!("{repr:?}");
         };
         assert_eq!((code, next_hop_mtu), (dst_unreachable::PORT_UNREACHABLE, 0));
@@ -542,19 +492,10 @@ mod tests {
         let flow = invoking_flow(invoking).unwrap();
         assert_eq!(
             flow,
-            (
-                Ipv4Addr::new(10, 88, 0, 1),
-                Ipv4Addr::new(10, 88, 0, 2),
-                IpProtocol::Udp,
-                5555,
-                7777
-            )
+            (Ipv4Addr::new(10, 88, 0, 1), Ipv4Addr::new(10, 88, 0, 2), IpProtocol::Udp, 5555, 7777)
         );
         let mut buf = vec![0u8; repr.buffer_len()];
-        repr.emit(
-            &mut Icmpv4Packet::new_unchecked(&mut buf[..]),
-            ChecksumMode::Full,
-        );
+        repr.emit(&mut Icmpv4Packet::new_unchecked(&mut buf[..]), ChecksumMode::Full);
         assert_eq!(&buf[..], bytes);
     }
 
@@ -564,10 +505,7 @@ mod tests {
         bytes[20] ^= 0x40;
         let p = Icmpv4Packet::new_checked(&bytes[..]).unwrap();
         assert!(!p.verify_checksum());
-        assert_eq!(
-            Icmpv4Repr::parse(&p, ChecksumMode::Full),
-            Err(Error::BadChecksum)
-        );
+        assert_eq!(Icmpv4Repr::parse(&p, ChecksumMode::Full), Err(Error::BadChecksum));
         assert!(Icmpv4Repr::parse(&p, ChecksumMode::Ignore).is_ok());
     }
 
@@ -579,11 +517,7 @@ mod tests {
             let mut bytes = full[..keep].to_vec();
             Icmpv4Packet::new_unchecked(&mut bytes[..]).fill_checksum();
             let p = Icmpv4Packet::new_checked(&bytes[..]).unwrap();
-            assert_eq!(
-                Icmpv4Repr::parse(&p, ChecksumMode::Full),
-                Err(Error::Truncated),
-                "keep {keep}"
-            );
+            assert_eq!(Icmpv4Repr::parse(&p, ChecksumMode::Full), Err(Error::Truncated), "keep {keep}");
             assert_eq!(invoking_flow(&bytes[8..]), Err(Error::Truncated));
         }
         let mut quoted = full[8..].to_vec();
@@ -592,10 +526,7 @@ mod tests {
         quoted[0] = 0x43;
         assert_eq!(invoking_flow(&quoted), Err(Error::BadHeaderLen));
         quoted[0] = 0x46; // 24-byte header: 43 quoted bytes still hold it and 8 more.
-        assert_eq!(
-            invoking_flow(&quoted).unwrap().3,
-            u16::from_be_bytes([quoted[24], quoted[25]])
-        );
+        assert_eq!(invoking_flow(&quoted).unwrap().3, u16::from_be_bytes([quoted[24], quoted[25]]));
     }
 
     #[test]
@@ -617,10 +548,7 @@ mod tests {
             let mut bytes = icmp(fixtures::ICMP_ECHO_REQUEST).to_vec();
             bytes[0] = ty;
             let p = Icmpv4Packet::new_checked(&bytes[..]).unwrap();
-            assert_eq!(
-                Icmpv4Repr::parse(&p, ChecksumMode::Ignore),
-                Err(Error::Unsupported)
-            );
+            assert_eq!(Icmpv4Repr::parse(&p, ChecksumMode::Ignore), Err(Error::Unsupported));
         }
     }
 
@@ -628,10 +556,7 @@ mod tests {
     fn every_prefix() {
         let full = icmp(fixtures::ICMP_ECHO_REQUEST);
         for len in 0..8 {
-            assert_eq!(
-                Icmpv4Packet::new_checked(&full[..len]).unwrap_err(),
-                Error::Truncated
-            );
+            assert_eq!(Icmpv4Packet::new_checked(&full[..len]).unwrap_err(), Error::Truncated);
         }
         for len in 8..full.len() {
             let p = Icmpv4Packet::new_checked(&full[..len]).unwrap();
@@ -646,33 +571,17 @@ mod tests {
     }
 
     fn arb_repr(data: &[u8]) -> impl Strategy<Value = Icmpv4Repr<'_>> {
-        (0u8..5, any::<u16>(), any::<u16>(), any::<u8>()).prop_map(
-            move |(kind, a, b, c)| match kind {
-                0 => Icmpv4Repr::EchoRequest {
-                    ident: a,
-                    seq_no: b,
-                    data,
-                },
-                1 => Icmpv4Repr::EchoReply {
-                    ident: a,
-                    seq_no: b,
-                    data,
-                },
-                2 => Icmpv4Repr::DstUnreachable {
-                    code: dst_unreachable::FRAG_NEEDED,
-                    next_hop_mtu: a,
-                    invoking: data,
-                },
-                3 => Icmpv4Repr::TimeExceeded {
-                    code: c,
-                    invoking: data,
-                },
-                _ => Icmpv4Repr::ParamProblem {
-                    pointer: c,
-                    invoking: data,
-                },
+        (0u8..5, any::<u16>(), any::<u16>(), any::<u8>()).prop_map(move |(kind, a, b, c)| match kind {
+            0 => Icmpv4Repr::EchoRequest { ident: a, seq_no: b, data },
+            1 => Icmpv4Repr::EchoReply { ident: a, seq_no: b, data },
+            2 => Icmpv4Repr::DstUnreachable {
+                code: dst_unreachable::FRAG_NEEDED,
+                next_hop_mtu: a,
+                invoking: data,
             },
-        )
+            3 => Icmpv4Repr::TimeExceeded { code: c, invoking: data },
+            _ => Icmpv4Repr::ParamProblem { pointer: c, invoking: data },
+        })
     }
 
     proptest! {

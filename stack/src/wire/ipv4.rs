@@ -335,10 +335,7 @@ pub struct Ipv4Repr {
 impl Ipv4Repr {
     /// Parses a checked packet, verifying the header checksum if `checksum` says so
     /// ([`Error::BadChecksum`]).
-    pub fn parse<T: AsRef<[u8]>>(
-        packet: &Ipv4Packet<T>,
-        checksum: ChecksumMode,
-    ) -> Result<Ipv4Repr, Error> {
+    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>, checksum: ChecksumMode) -> Result<Ipv4Repr, Error> {
         packet.check_len()?;
         if checksum.verify() && !packet.verify_checksum() {
             return Err(Error::BadChecksum);
@@ -424,10 +421,7 @@ impl Ipv4Cidr {
         if prefix_len > 32 {
             return Err(CidrError::BadPrefixLen);
         }
-        Ok(Ipv4Cidr {
-            address,
-            prefix_len,
-        })
+        Ok(Ipv4Cidr { address, prefix_len })
     }
 
     /// The address (with host bits).
@@ -505,10 +499,7 @@ mod tests {
     fn captured_udp_datagram() {
         // tshark: total 43, id 0x48ab, DF, ttl 64, UDP, checksum 0xdd64 [correct], 10.88.0.1 -> .2.
         let p = Ipv4Packet::new_checked(ip(fixtures::UDP)).unwrap();
-        assert_eq!(
-            (p.version(), p.header_len(), p.dscp(), p.ecn()),
-            (4, 20, 0, 0)
-        );
+        assert_eq!((p.version(), p.header_len(), p.dscp(), p.ecn()), (4, 20, 0, 0));
         assert_eq!((p.total_len(), p.ident(), p.ttl()), (43, 0x48ab, 64));
         assert!(p.dont_frag() && !p.more_frags() && !p.is_fragment());
         assert_eq!(p.frag_offset(), 0);
@@ -526,10 +517,7 @@ mod tests {
     fn captured_icmp_error_has_dscp() {
         // tshark: DSCP CS6 (48), ECN Not-ECT, no flags, total 71, checksum 0x0aa7 [correct].
         let p = Ipv4Packet::new_checked(ip(fixtures::ICMP_PORT_UNREACHABLE)).unwrap();
-        assert_eq!(
-            (p.dscp(), p.ecn(), p.total_len(), p.checksum()),
-            (48, 0, 71, 0x0aa7)
-        );
+        assert_eq!((p.dscp(), p.ecn(), p.total_len(), p.checksum()), (48, 0, 71, 0x0aa7));
         assert!(!p.dont_frag() && p.verify_checksum());
         assert_eq!(p.protocol(), IpProtocol::Icmp);
     }
@@ -538,10 +526,7 @@ mod tests {
     fn captured_first_fragment() {
         // tshark: total 1500, id 0x48d1, flags MF, offset 0, UDP, checksum 0xf78d [correct].
         let p = Ipv4Packet::new_checked(ip(fixtures::IPV4_FIRST_FRAGMENT)).unwrap();
-        assert_eq!(
-            (p.total_len(), p.ident(), p.checksum()),
-            (1500, 0x48d1, 0xf78d)
-        );
+        assert_eq!((p.total_len(), p.ident(), p.checksum()), (1500, 0x48d1, 0xf78d));
         assert!(!p.dont_frag() && p.more_frags() && p.is_fragment());
         assert_eq!(p.frag_offset(), 0);
         let repr = Ipv4Repr::parse(&p, ChecksumMode::Full).unwrap();
@@ -553,15 +538,9 @@ mod tests {
         p.set_flags_frag(false, false, 1480);
         assert_eq!(p.frag_offset(), 1480);
         assert!(p.is_fragment() && !p.more_frags());
-        assert_eq!(
-            Ipv4Repr::parse(&p, ChecksumMode::Full).unwrap_err(),
-            Error::BadChecksum
-        );
+        assert_eq!(Ipv4Repr::parse(&p, ChecksumMode::Full).unwrap_err(), Error::BadChecksum);
         p.fill_checksum();
-        assert_eq!(
-            Ipv4Repr::parse(&p, ChecksumMode::Full).unwrap().frag_offset,
-            1480
-        );
+        assert_eq!(Ipv4Repr::parse(&p, ChecksumMode::Full).unwrap().frag_offset, 1480);
     }
 
     #[test]
@@ -574,12 +553,9 @@ mod tests {
 
     #[test]
     fn emit_reproduces_captured_headers() {
-        for frame in [
-            fixtures::UDP,
-            fixtures::TCP_SYN,
-            fixtures::ICMP_PORT_UNREACHABLE,
-            fixtures::IPV4_FIRST_FRAGMENT,
-        ] {
+        for frame in
+            [fixtures::UDP, fixtures::TCP_SYN, fixtures::ICMP_PORT_UNREACHABLE, fixtures::IPV4_FIRST_FRAGMENT]
+        {
             let p = Ipv4Packet::new_checked(ip(frame)).unwrap();
             let repr = Ipv4Repr::parse(&p, ChecksumMode::Full).unwrap();
             let mut buf = vec![0u8; repr.buffer_len()];
@@ -608,32 +584,16 @@ mod tests {
         b[0] = 0x46;
         let p = Ipv4Packet::new_checked(&b[..]).unwrap();
         assert_eq!((p.options().len(), p.payload().len()), (4, 19));
-        assert_eq!(
-            Ipv4Repr::parse(&p, ChecksumMode::Full),
-            Err(Error::BadChecksum)
-        );
-        assert_eq!(
-            Ipv4Repr::parse(&p, ChecksumMode::Ignore)
-                .unwrap()
-                .payload_len,
-            19
-        );
+        assert_eq!(Ipv4Repr::parse(&p, ChecksumMode::Full), Err(Error::BadChecksum));
+        assert_eq!(Ipv4Repr::parse(&p, ChecksumMode::Ignore).unwrap().payload_len, 19);
     }
 
     #[test]
     fn every_prefix_is_rejected_without_panic() {
         let good = ip(fixtures::UDP);
         for len in 0..good.len() {
-            let expected = if len < 20 {
-                Error::Truncated
-            } else {
-                Error::BadTotalLen
-            };
-            assert_eq!(
-                Ipv4Packet::new_checked(&good[..len]).unwrap_err(),
-                expected,
-                "len {len}"
-            );
+            let expected = if len < 20 { Error::Truncated } else { Error::BadTotalLen };
+            assert_eq!(Ipv4Packet::new_checked(&good[..len]).unwrap_err(), expected, "len {len}");
         }
     }
 
@@ -643,8 +603,8 @@ mod tests {
         for bit in 0..160 {
             let mut b = good.to_vec();
             b[bit / 8] ^= 1 << (bit % 8);
-            let parsed = Ipv4Packet::new_checked(&b[..])
-                .and_then(|p| Ipv4Repr::parse(&p, ChecksumMode::Full));
+            let parsed =
+                Ipv4Packet::new_checked(&b[..]).and_then(|p| Ipv4Repr::parse(&p, ChecksumMode::Full));
             assert!(parsed.is_err(), "bit {bit}");
         }
     }
@@ -652,10 +612,7 @@ mod tests {
     #[test]
     fn cidr() {
         let c: Ipv4Cidr = "10.0.0.2/24".parse().unwrap();
-        assert_eq!(
-            (c.address(), c.prefix_len()),
-            (Ipv4Addr::new(10, 0, 0, 2), 24)
-        );
+        assert_eq!((c.address(), c.prefix_len()), (Ipv4Addr::new(10, 0, 0, 2), 24));
         assert_eq!(c.netmask(), Ipv4Addr::new(255, 255, 255, 0));
         assert_eq!(c.network(), Ipv4Addr::new(10, 0, 0, 0));
         assert_eq!(c.broadcast(), Some(Ipv4Addr::new(10, 0, 0, 255)));
@@ -673,26 +630,11 @@ mod tests {
         let c20 = Ipv4Cidr::new(Ipv4Addr::new(172, 16, 21, 9), 20).unwrap();
         assert_eq!(c20.network(), Ipv4Addr::new(172, 16, 16, 0));
         assert_eq!(c20.broadcast(), Some(Ipv4Addr::new(172, 16, 31, 255)));
-        assert_eq!(
-            Ipv4Cidr::new(Ipv4Addr::LOCALHOST, 33),
-            Err(CidrError::BadPrefixLen)
-        );
-        assert_eq!(
-            "10.0.0.2/33".parse::<Ipv4Cidr>(),
-            Err(CidrError::BadPrefixLen)
-        );
-        assert_eq!(
-            "10.0.0.2/+8".parse::<Ipv4Cidr>(),
-            Err(CidrError::BadPrefixLen)
-        );
-        assert_eq!(
-            "10.0.0.2/".parse::<Ipv4Cidr>(),
-            Err(CidrError::BadPrefixLen)
-        );
-        assert_eq!(
-            "10.0.0.2".parse::<Ipv4Cidr>(),
-            Err(CidrError::MissingPrefix)
-        );
+        assert_eq!(Ipv4Cidr::new(Ipv4Addr::LOCALHOST, 33), Err(CidrError::BadPrefixLen));
+        assert_eq!("10.0.0.2/33".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefixLen));
+        assert_eq!("10.0.0.2/+8".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefixLen));
+        assert_eq!("10.0.0.2/".parse::<Ipv4Cidr>(), Err(CidrError::BadPrefixLen));
+        assert_eq!("10.0.0.2".parse::<Ipv4Cidr>(), Err(CidrError::MissingPrefix));
         assert_eq!("10.0.0/8".parse::<Ipv4Cidr>(), Err(CidrError::BadAddress));
     }
 
@@ -709,20 +651,18 @@ mod tests {
             0u16..8192,
             any::<u8>(),
         )
-            .prop_map(
-                |(s, d, proto, payload_len, ttl, ident, df, mf, off, dscp_ecn)| Ipv4Repr {
-                    src_addr: s.into(),
-                    dst_addr: d.into(),
-                    protocol: proto.into(),
-                    payload_len,
-                    ttl,
-                    ident,
-                    dont_frag: df,
-                    more_frags: mf,
-                    frag_offset: off * 8,
-                    dscp_ecn,
-                },
-            )
+            .prop_map(|(s, d, proto, payload_len, ttl, ident, df, mf, off, dscp_ecn)| Ipv4Repr {
+                src_addr: s.into(),
+                dst_addr: d.into(),
+                protocol: proto.into(),
+                payload_len,
+                ttl,
+                ident,
+                dont_frag: df,
+                more_frags: mf,
+                frag_offset: off * 8,
+                dscp_ecn,
+            })
     }
 
     proptest! {

@@ -209,10 +209,7 @@ mod tests {
     fn error_names_are_distinct_snake_case() {
         let names: Vec<&str> = Error::ALL.iter().map(Error::name).collect();
         for (i, name) in names.iter().enumerate() {
-            assert!(
-                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                "{name}"
-            );
+            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
             assert!(!names[..i].contains(name), "duplicate {name}");
         }
         assert_eq!(Error::BadChecksum.name(), "bad_checksum");
@@ -241,9 +238,7 @@ mod tests {
                         match Icmpv4Repr::parse(&icmp, ChecksumMode::Full)? {
                             Icmpv4Repr::DstUnreachable { invoking, .. }
                             | Icmpv4Repr::TimeExceeded { invoking, .. }
-                            | Icmpv4Repr::ParamProblem { invoking, .. } => {
-                                invoking_flow(invoking).map(drop)
-                            }
+                            | Icmpv4Repr::ParamProblem { invoking, .. } => invoking_flow(invoking).map(drop),
                             _ => Ok(()),
                         }
                     }

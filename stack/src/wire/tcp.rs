@@ -497,18 +497,10 @@ impl<'a> Iterator for TcpOptions<'a> {
                 }
                 TcpOption::SackRange(blocks)
             }
-            (kind::TIMESTAMP, 10) => TcpOption::Timestamp {
-                tsval: read_u32(body, 0),
-                tsecr: read_u32(body, 4),
-            },
-            (
-                kind::MSS
-                | kind::WINDOW_SCALE
-                | kind::SACK_PERMITTED
-                | kind::SACK
-                | kind::TIMESTAMP,
-                _,
-            ) => {
+            (kind::TIMESTAMP, 10) => {
+                TcpOption::Timestamp { tsval: read_u32(body, 0), tsecr: read_u32(body, 4) }
+            }
+            (kind::MSS | kind::WINDOW_SCALE | kind::SACK_PERMITTED | kind::SACK | kind::TIMESTAMP, _) => {
                 return self.fail();
             }
             (kind, _) => TcpOption::Unknown { kind, data: body },
@@ -587,9 +579,7 @@ impl TcpRepr {
             match option? {
                 TcpOption::MaxSegmentSize(mss) => repr.max_seg_size = Some(mss),
                 // RFC 7323 §2.3: a shift count above 14 "MUST use 14 instead".
-                TcpOption::WindowScale(shift) => {
-                    repr.window_scale = Some(shift.min(MAX_WINDOW_SCALE))
-                }
+                TcpOption::WindowScale(shift) => repr.window_scale = Some(shift.min(MAX_WINDOW_SCALE)),
                 TcpOption::SackPermitted => repr.sack_permitted = true,
                 TcpOption::SackRange(blocks) => {
                     repr.sack_ranges.copy_from_slice(&blocks[..3]);
@@ -681,9 +671,7 @@ impl TcpRepr {
         let value = match checksum {
             ChecksumMode::Full => checksum::compute_l4(src, dst, IpProtocol::Tcp, segment),
             ChecksumMode::Ignore => 0,
-            ChecksumMode::TxOffload => {
-                checksum::pseudo_header(src, dst, IpProtocol::Tcp, segment_len as u16)
-            }
+            ChecksumMode::TxOffload => checksum::pseudo_header(src, dst, IpProtocol::Tcp, segment_len as u16),
         };
         packet.set_checksum(value);
     }
@@ -741,24 +729,14 @@ mod tests {
     }
 
     fn parse(segment: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<TcpRepr, Error> {
-        TcpRepr::parse(
-            &TcpPacket::new_checked(segment)?,
-            src,
-            dst,
-            ChecksumMode::Full,
-        )
+        TcpRepr::parse(&TcpPacket::new_checked(segment)?, src, dst, ChecksumMode::Full)
     }
 
     /// Emits `repr` over a copy of `segment` (so the payload is in place) and returns the bytes.
     fn emit_over(repr: &TcpRepr, segment: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
         let mut buf = segment.to_vec();
         buf[..repr.header_len()].fill(0);
-        repr.emit(
-            &mut TcpPacket::new_unchecked(&mut buf[..]),
-            src,
-            dst,
-            ChecksumMode::Full,
-        );
+        repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), src, dst, ChecksumMode::Full);
         buf
     }
 
@@ -769,39 +747,19 @@ mod tests {
         let seg = tcp(fixtures::TCP_SYN);
         let p = TcpPacket::new_checked(seg).unwrap();
         assert_eq!((p.src_port(), p.dst_port()), (40000, 8080));
-        assert_eq!(
-            (p.seq_number(), p.ack_number()),
-            (TcpSeqNumber(1314285641), TcpSeqNumber(0))
-        );
-        assert_eq!(
-            (p.header_len(), p.flags(), p.window_len()),
-            (40, TcpFlags::SYN, 64240)
-        );
+        assert_eq!((p.seq_number(), p.ack_number()), (TcpSeqNumber(1314285641), TcpSeqNumber(0)));
+        assert_eq!((p.header_len(), p.flags(), p.window_len()), (40, TcpFlags::SYN, 64240));
         assert_eq!((p.checksum(), p.urgent_at()), (0x0dcd, 0));
-        assert!(
-            p.syn()
-                && !p.ack()
-                && !p.fin()
-                && !p.rst()
-                && !p.psh()
-                && !p.urg()
-                && !p.ece()
-                && !p.cwr()
-        );
+        assert!(p.syn() && !p.ack() && !p.fin() && !p.rst() && !p.psh() && !p.urg() && !p.ece() && !p.cwr());
         assert!(p.verify_checksum(IP_A, IP_B));
         assert_eq!(p.segment_len(), 1);
-        let options: Vec<_> = TcpOptions::new(p.options())
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let options: Vec<_> = TcpOptions::new(p.options()).collect::<Result<_, _>>().unwrap();
         assert_eq!(
             options,
             [
                 TcpOption::MaxSegmentSize(1460),
                 TcpOption::SackPermitted,
-                TcpOption::Timestamp {
-                    tsval: 400072772,
-                    tsecr: 0
-                },
+                TcpOption::Timestamp { tsval: 400072772, tsecr: 0 },
                 TcpOption::NoOperation,
                 TcpOption::WindowScale(10),
             ]
@@ -836,10 +794,7 @@ mod tests {
         assert_eq!(repr.ack, Some(TcpSeqNumber(1314285642)));
         assert_eq!((repr.flags, repr.window_len), (TcpFlags::SYN, 65160));
         assert_eq!(repr.timestamp, Some((959454120, 400072772)));
-        assert_eq!(
-            (repr.max_seg_size, repr.window_scale, repr.sack_permitted),
-            (Some(1460), Some(10), true)
-        );
+        assert_eq!((repr.max_seg_size, repr.window_scale, repr.sack_permitted), (Some(1460), Some(10), true));
         assert_eq!(TcpPacket::new_checked(seg).unwrap().checksum(), 0x6159);
         assert_eq!(emit_over(&repr, seg, IP_B, IP_A), seg);
     }
@@ -850,26 +805,14 @@ mod tests {
         // [correct]; NOP NOP TSval 400072772 TSecr 959454120; 26 bytes "GET /xdpstack HTTP/1.0\r\n\r\n".
         let seg = tcp(fixtures::TCP_DATA);
         let p = TcpPacket::new_checked(seg).unwrap();
-        assert_eq!(
-            (p.header_len(), p.flags(), p.checksum()),
-            (32, TcpFlags::PSH | TcpFlags::ACK, 0x0af0)
-        );
+        assert_eq!((p.header_len(), p.flags(), p.checksum()), (32, TcpFlags::PSH | TcpFlags::ACK, 0x0af0));
         assert_eq!(p.payload(), b"GET /xdpstack HTTP/1.0\r\n\r\n");
         assert_eq!(p.segment_len(), 26);
         let repr = parse(seg, IP_A, IP_B).unwrap();
-        assert_eq!(
-            (repr.seq, repr.ack),
-            (TcpSeqNumber(1314285642), Some(TcpSeqNumber(4217133206)))
-        );
-        assert_eq!(
-            (repr.flags, repr.window_len, repr.payload_len),
-            (TcpFlags::PSH, 63, 26)
-        );
+        assert_eq!((repr.seq, repr.ack), (TcpSeqNumber(1314285642), Some(TcpSeqNumber(4217133206))));
+        assert_eq!((repr.flags, repr.window_len, repr.payload_len), (TcpFlags::PSH, 63, 26));
         assert_eq!(repr.timestamp, Some((400072772, 959454120)));
-        assert_eq!(
-            (repr.max_seg_size, repr.window_scale, repr.sack_permitted),
-            (None, None, false)
-        );
+        assert_eq!((repr.max_seg_size, repr.window_scale, repr.sack_permitted), (None, None, false));
         assert_eq!(emit_over(&repr, seg, IP_A, IP_B), seg);
         // Swapped addresses change the pseudo-header sum? No: it is symmetric. Another address does.
         assert!(!p.verify_checksum(IP_A, Ipv4Addr::new(10, 88, 0, 3)));
@@ -883,37 +826,21 @@ mod tests {
         assert_eq!(parse(&bad, IP_A, IP_B), Err(Error::BadChecksum));
         let p = TcpPacket::new_checked(&bad[..]).unwrap();
         assert!(TcpRepr::parse(&p, IP_A, IP_B, ChecksumMode::Ignore).is_ok());
-        for (offset_byte, expected) in [
-            (0x40, Error::BadHeaderLen),
-            (0x00, Error::BadHeaderLen),
-            (0xf0, Error::BadHeaderLen),
-        ] {
+        for (offset_byte, expected) in
+            [(0x40, Error::BadHeaderLen), (0x00, Error::BadHeaderLen), (0xf0, Error::BadHeaderLen)]
+        {
             let mut bad = seg.to_vec();
             bad[12] = offset_byte;
-            assert_eq!(
-                TcpPacket::new_checked(&bad[..]).unwrap_err(),
-                expected,
-                "{offset_byte:#x}"
-            );
+            assert_eq!(TcpPacket::new_checked(&bad[..]).unwrap_err(), expected, "{offset_byte:#x}");
         }
         // Data offset 8 in a 32-byte buffer is fine (no payload); in 31 bytes it points past the end.
         assert!(TcpPacket::new_checked(&seg[..32]).is_ok());
-        assert_eq!(
-            TcpPacket::new_checked(&seg[..31]).unwrap_err(),
-            Error::BadHeaderLen
-        );
+        assert_eq!(TcpPacket::new_checked(&seg[..31]).unwrap_err(), Error::BadHeaderLen);
         for len in 0..20 {
-            assert_eq!(
-                TcpPacket::new_checked(&seg[..len]).unwrap_err(),
-                Error::Truncated
-            );
+            assert_eq!(TcpPacket::new_checked(&seg[..len]).unwrap_err(), Error::Truncated);
         }
         for len in 32..seg.len() {
-            assert_eq!(
-                parse(&seg[..len], IP_A, IP_B),
-                Err(Error::BadChecksum),
-                "len {len}"
-            );
+            assert_eq!(parse(&seg[..len], IP_A, IP_B), Err(Error::BadChecksum), "len {len}");
         }
     }
 
@@ -922,16 +849,7 @@ mod tests {
         let seg = tcp(fixtures::TCP_SYN);
         // Option bytes start at 20: MSS (2,4) at 20, SACK_PERM (4,2) at 24, TS (8,10) at 26, NOP at 36,
         // WS (3,3) at 37.
-        for (at, value) in [
-            (21, 0u8),
-            (21, 1),
-            (21, 3),
-            (21, 41),
-            (25, 3),
-            (27, 9),
-            (38, 2),
-            (38, 4),
-        ] {
+        for (at, value) in [(21, 0u8), (21, 1), (21, 3), (21, 41), (25, 3), (27, 9), (38, 2), (38, 4)] {
             let mut bad = seg.to_vec();
             bad[at] = value;
             let p = TcpPacket::new_checked(&bad[..]).unwrap();
@@ -945,23 +863,11 @@ mod tests {
         assert_eq!(items.len(), 4);
         // End of list stops the iteration; what follows is padding.
         let opts = [kind::END, 0xff, 0xff, 0xff];
-        assert_eq!(
-            TcpOptions::new(&opts).collect::<Vec<_>>(),
-            [Ok(TcpOption::EndOfList)]
-        );
+        assert_eq!(TcpOptions::new(&opts).collect::<Vec<_>>(), [Ok(TcpOption::EndOfList)]);
         // Unknown kinds are skipped with their length.
         let opts = [30, 4, 0xaa, 0xbb, kind::WINDOW_SCALE, 3, 20];
         let items: Vec<_> = TcpOptions::new(&opts).collect::<Result<_, _>>().unwrap();
-        assert_eq!(
-            items,
-            [
-                TcpOption::Unknown {
-                    kind: 30,
-                    data: &[0xaa, 0xbb]
-                },
-                TcpOption::WindowScale(20)
-            ]
-        );
+        assert_eq!(items, [TcpOption::Unknown { kind: 30, data: &[0xaa, 0xbb] }, TcpOption::WindowScale(20)]);
     }
 
     #[test]
@@ -969,48 +875,26 @@ mod tests {
         let mut seg = tcp(fixtures::TCP_SYN).to_vec();
         seg[39] = 15;
         let p = TcpPacket::new_checked(&seg[..]).unwrap();
-        assert_eq!(
-            TcpRepr::parse(&p, IP_A, IP_B, ChecksumMode::Ignore)
-                .unwrap()
-                .window_scale,
-            Some(14)
-        );
+        assert_eq!(TcpRepr::parse(&p, IP_A, IP_B, ChecksumMode::Ignore).unwrap().window_scale, Some(14));
     }
 
     #[test]
     fn sack_blocks_parse_and_emit() {
         let base = parse(tcp(fixtures::TCP_DATA), IP_A, IP_B).unwrap();
-        let repr = TcpRepr {
-            sack_ranges: [Some((1, 2)), Some((10, 20)), Some((u32::MAX - 5, 7))],
-            ..base
-        };
+        let repr = TcpRepr { sack_ranges: [Some((1, 2)), Some((10, 20)), Some((u32::MAX - 5, 7))], ..base };
         // NOP NOP TS (12) + NOP NOP SACK with three blocks (4 + 24) = 40 option bytes.
         assert_eq!(repr.header_len(), 60);
         let mut buf = vec![0u8; repr.buffer_len()];
-        repr.emit(
-            &mut TcpPacket::new_unchecked(&mut buf[..]),
-            IP_A,
-            IP_B,
-            ChecksumMode::Full,
-        );
+        repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), IP_A, IP_B, ChecksumMode::Full);
         let p = TcpPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(&p.options()[12..16], &[1, 1, 5, 26]);
         assert_eq!(parse(&buf, IP_A, IP_B).unwrap(), repr);
         // With MSS and window scale too only two blocks fit in 40 bytes (4 + 12 + 4 + 4 + 16).
-        let crowded = TcpRepr {
-            max_seg_size: Some(1460),
-            window_scale: Some(7),
-            sack_permitted: true,
-            ..repr
-        };
+        let crowded =
+            TcpRepr { max_seg_size: Some(1460), window_scale: Some(7), sack_permitted: true, ..repr };
         assert_eq!(crowded.header_len(), 60);
         let mut buf = vec![0u8; crowded.buffer_len()];
-        crowded.emit(
-            &mut TcpPacket::new_unchecked(&mut buf[..]),
-            IP_A,
-            IP_B,
-            ChecksumMode::Full,
-        );
+        crowded.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), IP_A, IP_B, ChecksumMode::Full);
         let parsed = parse(&buf, IP_A, IP_B).unwrap();
         assert_eq!(parsed.sack_ranges, [Some((1, 2)), Some((10, 20)), None]);
         // A fourth block on the wire is dropped, the first three kept.
@@ -1018,13 +902,8 @@ mod tests {
         for v in 1u32..=8 {
             opts.extend_from_slice(&v.to_be_bytes());
         }
-        let Some(Ok(TcpOption::SackRange(blocks))) = TcpOptions::new(&opts).next() else {
-            panic!()
-        };
-        assert_eq!(
-            blocks,
-            [Some((1, 2)), Some((3, 4)), Some((5, 6)), Some((7, 8))]
-        );
+        let Some(Ok(TcpOption::SackRange(blocks))) = TcpOptions::new(&opts).next() else { panic!() };
+        assert_eq!(blocks, [Some((1, 2)), Some((3, 4)), Some((5, 6)), Some((7, 8))]);
     }
 
     #[test]
@@ -1032,21 +911,11 @@ mod tests {
         let seg = tcp(fixtures::TCP_DATA);
         let repr = parse(seg, IP_A, IP_B).unwrap();
         let mut buf = seg.to_vec();
-        repr.emit(
-            &mut TcpPacket::new_unchecked(&mut buf[..]),
-            IP_A,
-            IP_B,
-            ChecksumMode::TxOffload,
-        );
+        repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), IP_A, IP_B, ChecksumMode::TxOffload);
         let device = !checksum::sum(&buf);
         buf[16..18].copy_from_slice(&device.to_be_bytes());
         assert_eq!(&buf[..], seg);
-        repr.emit(
-            &mut TcpPacket::new_unchecked(&mut buf[..]),
-            IP_A,
-            IP_B,
-            ChecksumMode::Ignore,
-        );
+        repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), IP_A, IP_B, ChecksumMode::Ignore);
         assert_eq!(TcpPacket::new_checked(&buf[..]).unwrap().checksum(), 0);
     }
 
@@ -1055,10 +924,7 @@ mod tests {
         let a = TcpSeqNumber(u32::MAX - 10);
         let b = a + 20;
         assert_eq!(b, TcpSeqNumber(9));
-        assert_eq!(
-            [a < b, b > a, a <= b, a != b, a > b, b < a],
-            [true, true, true, true, false, false]
-        );
+        assert_eq!([a < b, b > a, a <= b, a != b, a > b, b < a], [true, true, true, true, false, false]);
         assert_eq!(b - a, 20);
         assert_eq!(a - b, -20);
         assert_eq!(b - 20, a);
@@ -1066,17 +932,11 @@ mod tests {
         assert_eq!(b.min(a), a);
         let half = a + (1usize << 31);
         assert_eq!(a.partial_cmp(&half), None);
-        assert_eq!(
-            [a < half, a > half, a <= half, a >= half, a == half],
-            [false; 5]
-        );
+        assert_eq!([a < half, a > half, a <= half, a >= half, a == half], [false; 5]);
         let mut c = a;
         c += 11;
         assert_eq!(c, TcpSeqNumber(0));
-        assert_eq!(
-            format!("{c} {:?}", TcpFlags::SYN | TcpFlags::ACK),
-            "0 SYN|ACK"
-        );
+        assert_eq!(format!("{c} {:?}", TcpFlags::SYN | TcpFlags::ACK), "0 SYN|ACK");
     }
 
     fn arb_repr() -> impl Strategy<Value = TcpRepr> {
@@ -1087,11 +947,7 @@ mod tests {
             proptest::option::of(any::<(u32, u32)>()),
         )
             .prop_map(|(mss, ws, sp, ts)| (mss, ws, sp, ts, [None; 3]));
-        let data_like = (
-            proptest::option::of(any::<(u32, u32)>()),
-            0usize..=3,
-            any::<[(u32, u32); 3]>(),
-        )
+        let data_like = (proptest::option::of(any::<(u32, u32)>()), 0usize..=3, any::<[(u32, u32); 3]>())
             .prop_map(|(ts, n, blocks)| {
                 let mut sack = [None; 3];
                 for i in 0..n {
@@ -1108,21 +964,19 @@ mod tests {
             0usize..64,
         )
             .prop_map(
-                |((sp, dp, seq), ack, flags, win, (mss, ws, sack_ok, ts, sack), payload_len)| {
-                    TcpRepr {
-                        src_port: sp,
-                        dst_port: dp,
-                        seq: TcpSeqNumber(seq),
-                        ack: ack.map(TcpSeqNumber),
-                        flags: TcpFlags(flags).without(TcpFlags::ACK),
-                        window_len: win,
-                        max_seg_size: mss,
-                        window_scale: ws,
-                        sack_permitted: sack_ok,
-                        sack_ranges: sack,
-                        timestamp: ts,
-                        payload_len,
-                    }
+                |((sp, dp, seq), ack, flags, win, (mss, ws, sack_ok, ts, sack), payload_len)| TcpRepr {
+                    src_port: sp,
+                    dst_port: dp,
+                    seq: TcpSeqNumber(seq),
+                    ack: ack.map(TcpSeqNumber),
+                    flags: TcpFlags(flags).without(TcpFlags::ACK),
+                    window_len: win,
+                    max_seg_size: mss,
+                    window_scale: ws,
+                    sack_permitted: sack_ok,
+                    sack_ranges: sack,
+                    timestamp: ts,
+                    payload_len,
                 },
             )
     }

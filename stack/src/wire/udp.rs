@@ -224,31 +224,16 @@ mod tests {
     fn captured_datagram() {
         // tshark: 5555 -> 7777, length 23, checksum 0xa862 [correct], payload "hello xdpstack\n".
         let p = UdpPacket::new_checked(udp()).unwrap();
-        assert_eq!(
-            (p.src_port(), p.dst_port(), p.len(), p.checksum()),
-            (5555, 7777, 23, 0xa862)
-        );
+        assert_eq!((p.src_port(), p.dst_port(), p.len(), p.checksum()), (5555, 7777, 23, 0xa862));
         assert_eq!(p.payload(), b"hello xdpstack\n");
         assert!(p.verify_checksum(IP_A, IP_B));
         assert!(!p.verify_checksum(IP_A, Ipv4Addr::new(10, 88, 0, 3)));
         let repr = UdpRepr::parse(&p, IP_A, IP_B, ChecksumMode::Full).unwrap();
-        assert_eq!(
-            repr,
-            UdpRepr {
-                src_port: 5555,
-                dst_port: 7777,
-                payload_len: 15
-            }
-        );
+        assert_eq!(repr, UdpRepr { src_port: 5555, dst_port: 7777, payload_len: 15 });
         // Emitting over the same payload reproduces the kernel's header and checksum.
         let mut buf = udp().to_vec();
         buf[..8].fill(0);
-        repr.emit(
-            &mut UdpPacket::new_unchecked(&mut buf[..]),
-            IP_A,
-            IP_B,
-            ChecksumMode::Full,
-        );
+        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), IP_A, IP_B, ChecksumMode::Full);
         assert_eq!(&buf[..], udp());
     }
 
@@ -274,10 +259,7 @@ mod tests {
         let mut buf = udp().to_vec();
         buf[10] ^= 0x01;
         let p = UdpPacket::new_checked(&buf[..]).unwrap();
-        assert_eq!(
-            UdpRepr::parse(&p, IP_A, IP_B, ChecksumMode::Full),
-            Err(Error::BadChecksum)
-        );
+        assert_eq!(UdpRepr::parse(&p, IP_A, IP_B, ChecksumMode::Full), Err(Error::BadChecksum));
         assert!(UdpRepr::parse(&p, IP_A, IP_B, ChecksumMode::Ignore).is_ok());
     }
 
@@ -285,29 +267,15 @@ mod tests {
     fn computed_zero_is_sent_as_all_ones() {
         // Choose the last two payload bytes so that the checksum computes to zero.
         let mut buf = vec![0u8; 12];
-        let repr = UdpRepr {
-            src_port: 1,
-            dst_port: 2,
-            payload_len: 4,
-        };
-        repr.emit(
-            &mut UdpPacket::new_unchecked(&mut buf[..]),
-            IP_A,
-            IP_B,
-            ChecksumMode::Ignore,
-        );
+        let repr = UdpRepr { src_port: 1, dst_port: 2, payload_len: 4 };
+        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), IP_A, IP_B, ChecksumMode::Ignore);
         let partial = checksum::combine(&[
             checksum::pseudo_header(IP_A, IP_B, IpProtocol::Udp, 12),
             checksum::sum(&buf),
         ]);
         // Adding `!partial` makes the sum 0xffff, i.e. a computed checksum of 0.
         buf[10..12].copy_from_slice(&(!partial).to_be_bytes());
-        repr.emit(
-            &mut UdpPacket::new_unchecked(&mut buf[..]),
-            IP_A,
-            IP_B,
-            ChecksumMode::Full,
-        );
+        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), IP_A, IP_B, ChecksumMode::Full);
         let p = UdpPacket::new_checked(&buf[..]).unwrap();
         assert_eq!(p.checksum(), 0xffff);
         assert!(p.verify_checksum(IP_A, IP_B));
@@ -316,17 +284,8 @@ mod tests {
     #[test]
     fn tx_offload_writes_the_pseudo_header_sum() {
         let mut buf = udp().to_vec();
-        let repr = UdpRepr {
-            src_port: 5555,
-            dst_port: 7777,
-            payload_len: 15,
-        };
-        repr.emit(
-            &mut UdpPacket::new_unchecked(&mut buf[..]),
-            IP_A,
-            IP_B,
-            ChecksumMode::TxOffload,
-        );
+        let repr = UdpRepr { src_port: 5555, dst_port: 7777, payload_len: 15 };
+        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), IP_A, IP_B, ChecksumMode::TxOffload);
         // What a device does: complement of the sum from the UDP header to the end.
         let device = !checksum::sum(&buf);
         buf[6..8].copy_from_slice(&device.to_be_bytes());
@@ -346,11 +305,7 @@ mod tests {
         assert_eq!(with_len(8), Ok(0));
         assert_eq!(with_len(20), Ok(12));
         for len in 0..udp().len() {
-            let expected = if len < 8 {
-                Error::Truncated
-            } else {
-                Error::BadLength
-            };
+            let expected = if len < 8 { Error::Truncated } else { Error::BadLength };
             assert_eq!(UdpPacket::new_checked(&udp()[..len]).unwrap_err(), expected);
         }
     }

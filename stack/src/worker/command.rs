@@ -14,11 +14,7 @@ pub(crate) enum Command {
     /// Remove the UDP socket with descriptor `fd` bound to `local`.
     UdpUnregister { local: SocketAddrV4, fd: i32 },
     /// Send a datagram; the buffer goes back to the stack's pool afterwards.
-    UdpSend {
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
-        buf: Vec<u8>,
-    },
+    UdpSend { src: SocketAddrV4, dst: SocketAddrV4, buf: Vec<u8> },
     /// A neighbour another worker learned.
     Neighbor { ip: Ipv4Addr, mac: EthernetAddress },
     /// Leave the loop.

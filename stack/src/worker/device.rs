@@ -13,11 +13,7 @@ pub(crate) struct XskTx<'a> {
 
 impl TxDevice for XskTx<'_> {
     #[inline]
-    fn transmit<F: FnOnce(&mut [u8]) -> usize>(
-        &mut self,
-        max_len: usize,
-        fill: F,
-    ) -> Result<(), TxFull> {
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, max_len: usize, fill: F) -> Result<(), TxFull> {
         if self.pool.free_count() == 0 || self.sock.tx_space() == 0 {
             // Push out what is queued and take back what the kernel has finished with.
             let _ = self.sock.flush();

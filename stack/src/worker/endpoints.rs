@@ -62,10 +62,9 @@ impl UdpTable {
     /// The socket for `dst`: the exact binding first, then the wildcard.
     #[inline]
     pub(crate) fn lookup(&self, dst: SocketAddrV4) -> Option<&Arc<UdpShared>> {
-        self.by_local.get(&dst).or_else(|| {
-            self.by_local
-                .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, dst.port()))
-        })
+        self.by_local
+            .get(&dst)
+            .or_else(|| self.by_local.get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, dst.port())))
     }
 }
 
@@ -110,9 +109,7 @@ impl Endpoints for WorkerEndpoints<'_> {
             return;
         }
         let errno = match err.kind {
-            IcmpErrorKind::PortUnreachable | IcmpErrorKind::ProtocolUnreachable => {
-                libc::ECONNREFUSED
-            }
+            IcmpErrorKind::PortUnreachable | IcmpErrorKind::ProtocolUnreachable => libc::ECONNREFUSED,
             IcmpErrorKind::HostUnreachable => libc::EHOSTUNREACH,
             IcmpErrorKind::FragNeeded(_) => libc::EMSGSIZE,
             IcmpErrorKind::TimeExceeded | IcmpErrorKind::ParameterProblem => libc::EHOSTUNREACH,

@@ -93,48 +93,36 @@ struct Worker {
 
 /// Start a worker thread.
 pub(crate) fn spawn(setup: WorkerSetup) -> io::Result<JoinHandle<WorkerExit>> {
-    std::thread::Builder::new()
-        .name(format!("xdpstack-w{}", setup.index))
-        .spawn(move || {
-            if let Some(core) = setup.core {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                    log::warn!("worker {}: could not pin to core {core}", setup.index);
+    std::thread::Builder::new().name(format!("xdpstack-w{}", setup.index)).spawn(move || {
+        if let Some(core) = setup.core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                log::warn!("worker {}: could not pin to core {core}", setup.index);
+            }
+        }
+        let busy_poll = setup.shared.config.busy_poll;
+        let mut w = Worker {
+            index: setup.index,
+            batch: RxBatch::new(&setup.umem, BATCH),
+            socks: setup.socks,
+            pool: setup.pool,
+            iface: setup.iface,
+            udp: UdpTable::default(),
+            shared: setup.shared,
+            counters: setup.counters,
+            busy_poll,
+            idle_since: None,
+            kneigh: setup.kernel_neighbors.and_then(|ifindex| match KernelNeighbors::open(ifindex) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    log::warn!("worker {}: no rtnetlink socket for neighbour resolution: {e}", setup.index);
+                    None
                 }
-            }
-            let busy_poll = setup.shared.config.busy_poll;
-            let mut w = Worker {
-                index: setup.index,
-                batch: RxBatch::new(&setup.umem, BATCH),
-                socks: setup.socks,
-                pool: setup.pool,
-                iface: setup.iface,
-                udp: UdpTable::default(),
-                shared: setup.shared,
-                counters: setup.counters,
-                busy_poll,
-                idle_since: None,
-                kneigh: setup.kernel_neighbors.and_then(|ifindex| {
-                    match KernelNeighbors::open(ifindex) {
-                        Ok(k) => Some(k),
-                        Err(e) => {
-                            log::warn!(
-                                "worker {}: no rtnetlink socket for neighbour resolution: {e}",
-                                setup.index
-                            );
-                            None
-                        }
-                    }
-                }),
-                resolve: Vec::new(),
-            };
-            let report = w.run(setup.announce);
-            WorkerExit {
-                report,
-                socks: w.socks,
-                pool: w.pool,
-                batch: w.batch,
-            }
-        })
+            }),
+            resolve: Vec::new(),
+        };
+        let report = w.run(setup.announce);
+        WorkerExit { report, socks: w.socks, pool: w.pool, batch: w.batch }
+    })
 }
 
 impl Worker {
@@ -143,11 +131,7 @@ impl Worker {
             s.refill(&mut self.pool);
         }
         if announce {
-            let mut tx = XskTx {
-                sock: &mut self.socks[0],
-                pool: &mut self.pool,
-                counters: &self.counters,
-            };
+            let mut tx = XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
             self.iface.announce(&mut tx);
         }
         loop {
@@ -157,11 +141,8 @@ impl Worker {
             };
             work += self.receive(now);
             if self.iface.poll_at().is_some_and(|t| t <= now) {
-                let mut tx = XskTx {
-                    sock: &mut self.socks[0],
-                    pool: &mut self.pool,
-                    counters: &self.counters,
-                };
+                let mut tx =
+                    XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
                 self.iface.poll(now, &mut tx);
             }
             self.resolve_through_kernel(now);
@@ -194,18 +175,10 @@ impl Worker {
             }
             total += n;
             self.counters.xsk_rx_frames.add(n as u64);
-            let mut tx = XskTx {
-                sock: &mut self.socks[0],
-                pool: &mut self.pool,
-                counters: &self.counters,
-            };
-            let mut ep = WorkerEndpoints {
-                udp: &self.udp,
-                bufs: &self.shared.bufs,
-            };
+            let mut tx = XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
+            let mut ep = WorkerEndpoints { udp: &self.udp, bufs: &self.shared.bufs };
             for j in 0..n {
-                self.iface
-                    .receive(now, self.batch.frame_mut(j), &mut tx, &mut ep);
+                self.iface.receive(now, self.batch.frame_mut(j), &mut tx, &mut ep);
             }
             self.batch.recycle_into(&mut self.pool);
         }
@@ -221,11 +194,8 @@ impl Worker {
             n += 1;
             match cmd {
                 Command::UdpSend { src, dst, buf } => {
-                    let mut tx = XskTx {
-                        sock: &mut self.socks[0],
-                        pool: &mut self.pool,
-                        counters: &self.counters,
-                    };
+                    let mut tx =
+                        XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
                     // Failures (no route, TX full) are counted by the engine; UDP may drop.
                     let _ = self.iface.send_udp(now, src, dst, &buf, &mut tx);
                     self.shared.bufs.put(buf);
@@ -237,11 +207,8 @@ impl Worker {
                 }
                 Command::UdpUnregister { local, fd } => self.udp.remove(local, fd),
                 Command::Neighbor { ip, mac } => {
-                    let mut tx = XskTx {
-                        sock: &mut self.socks[0],
-                        pool: &mut self.pool,
-                        counters: &self.counters,
-                    };
+                    let mut tx =
+                        XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
                     self.iface.learn(now, ip, mac, &mut tx);
                 }
                 Command::Stop => return None,
@@ -264,13 +231,9 @@ impl Worker {
         for ip in self.resolve.drain(..) {
             match kn.lookup(ip) {
                 Ok(Some(mac)) => {
-                    let mut tx = XskTx {
-                        sock: &mut self.socks[0],
-                        pool: &mut self.pool,
-                        counters: &self.counters,
-                    };
-                    self.iface
-                        .learn_from_wire(now, ip, EthernetAddress(mac), &mut tx);
+                    let mut tx =
+                        XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
+                    self.iface.learn_from_wire(now, ip, EthernetAddress(mac), &mut tx);
                 }
                 Ok(None) => {
                     if let Err(e) = kn.request(ip) {
@@ -287,8 +250,7 @@ impl Worker {
         let n = self.shared.workers.len();
         for (ip, mac) in self.iface.take_learned() {
             for (w, link) in self.shared.workers.iter().enumerate() {
-                if w != self.index && n > 1 && link.cmds.push(Command::Neighbor { ip, mac }).is_ok()
-                {
+                if w != self.index && n > 1 && link.cmds.push(Command::Neighbor { ip, mac }).is_ok() {
                     link.wake.notify();
                 }
             }
@@ -333,15 +295,11 @@ impl Worker {
 
     fn publish_frame_gauges(&self) {
         let (fill, tx) = self.in_flight();
-        self.counters
-            .xsk_frames_free
-            .set(self.pool.local_count() as u64);
+        self.counters.xsk_frames_free.set(self.pool.local_count() as u64);
         self.counters.xsk_frames_in_fill.set(fill as u64);
         self.counters.xsk_frames_in_tx.set(tx as u64);
         if self.index == 0 {
-            self.counters
-                .xsk_frames_global
-                .set(self.pool.global_count() as u64);
+            self.counters.xsk_frames_global.set(self.pool.global_count() as u64);
         }
     }
 
@@ -365,11 +323,7 @@ impl Worker {
             frames_free: self.pool.local_count() as u64,
             frames_in_fill: fill,
             frames_in_tx: tx,
-            xdp_stats: self
-                .socks
-                .iter()
-                .filter_map(|s| s.statistics().ok())
-                .collect(),
+            xdp_stats: self.socks.iter().filter_map(|s| s.statistics().ok()).collect(),
         }
     }
 }

@@ -63,17 +63,9 @@ mod tests {
 
     #[test]
     fn pools_and_batches_add_up_and_a_lost_frame_shows() {
-        let umem = Umem::new(UmemConfig {
-            frame_size: 2048,
-            frame_count: 40,
-            fill_size: 8,
-            comp_size: 8,
-        })
-        .unwrap();
-        let cfg = PoolConfig {
-            batch: 2,
-            high_watermark: 8,
-        };
+        let umem =
+            Umem::new(UmemConfig { frame_size: 2048, frame_count: 40, fill_size: 8, comp_size: 8 }).unwrap();
+        let cfg = PoolConfig { batch: 2, high_watermark: 8 };
         let mut pools = new_shared_pools_with(&umem, 3, cfg).unwrap();
         let mut batch = RxBatch::new(&umem, 4);
         let a = pools[1].alloc().unwrap();

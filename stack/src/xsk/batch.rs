@@ -26,10 +26,7 @@ pub struct RxBatch {
 impl RxBatch {
     /// An empty batch for frames of `umem`, holding at most `capacity` frames.
     pub fn new(umem: &Arc<Umem>, capacity: usize) -> Self {
-        RxBatch {
-            umem: Arc::clone(umem),
-            frames: Vec::with_capacity(capacity),
-        }
+        RxBatch { umem: Arc::clone(umem), frames: Vec::with_capacity(capacity) }
     }
 
     /// Most frames it can hold.
@@ -76,8 +73,7 @@ impl RxBatch {
     /// If `i >= self.len()`.
     pub fn frame(&self, i: usize) -> &[u8] {
         let len = self.len();
-        self.get(i)
-            .unwrap_or_else(|| panic!("frame index {i} out of range (batch of {len})"))
+        self.get(i).unwrap_or_else(|| panic!("frame index {i} out of range (batch of {len})"))
     }
 
     /// Frame `i` for in-place changes.
@@ -86,8 +82,7 @@ impl RxBatch {
     /// If `i >= self.len()`.
     pub fn frame_mut(&mut self, i: usize) -> &mut [u8] {
         let len = self.len();
-        self.get_mut(i)
-            .unwrap_or_else(|| panic!("frame index {i} out of range (batch of {len})"))
+        self.get_mut(i).unwrap_or_else(|| panic!("frame index {i} out of range (batch of {len})"))
     }
 
     /// The frames in receive order.
@@ -138,23 +133,15 @@ mod tests {
 
     #[test]
     fn frames_are_addressed_by_descriptor_and_recycled() {
-        let umem = Umem::new(UmemConfig {
-            frame_size: 2048,
-            frame_count: 4,
-            fill_size: 4,
-            comp_size: 4,
-        })
-        .unwrap();
+        let umem =
+            Umem::new(UmemConfig { frame_size: 2048, frame_count: 4, fill_size: 4, comp_size: 4 }).unwrap();
         let mut pools = new_shared_pools(&umem, 1).unwrap();
         let pool = &mut pools[0];
         let mut batch = RxBatch::new(&umem, 3);
         let a = pool.alloc().unwrap();
         let b = pool.alloc().unwrap();
         assert!(batch.push(a + 256, 60));
-        assert!(
-            !batch.push(b + 256, 1800),
-            "crosses the chunk end: kept empty"
-        );
+        assert!(!batch.push(b + 256, 1800), "crosses the chunk end: kept empty");
         assert_eq!(batch.len(), 2);
         batch.frame_mut(0).copy_from_slice(&[0xab; 60]);
         assert_eq!(batch.frame(0), &[0xab; 60][..]);

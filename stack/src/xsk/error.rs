@@ -79,21 +79,15 @@ impl fmt::Display for XskError {
                 "registering the {bytes}-byte UMEM failed: {source}; the frame area is locked memory: \
                  run as root with CAP_IPC_LOCK, raise RLIMIT_MEMLOCK (`ulimit -l`), or use fewer frames"
             ),
-            XskError::Unsupported => write!(
-                f,
-                "this kernel has no AF_XDP sockets (build it with CONFIG_XDP_SOCKETS=y)"
-            ),
+            XskError::Unsupported => {
+                write!(f, "this kernel has no AF_XDP sockets (build it with CONFIG_XDP_SOCKETS=y)")
+            }
             XskError::NoSuchInterface { ifindex } => write!(
                 f,
                 "no network interface with index {ifindex} in this network namespace; check \
                  `ip link` and create the socket inside the interface's namespace"
             ),
-            XskError::NoSuchQueue {
-                ifindex,
-                ifname,
-                queue_id,
-                queues,
-            } => {
+            XskError::NoSuchQueue { ifindex, ifname, queue_id, queues } => {
                 let name = ifname.as_deref().unwrap_or("?");
                 write!(f, "interface {name} (index {ifindex}) has no queue {queue_id}")?;
                 if let Some(n) = queues {
@@ -145,12 +139,8 @@ impl XskError {
         match self {
             XskError::NoPrivilege { .. } => io::ErrorKind::PermissionDenied,
             XskError::UmemMemory { .. } => io::ErrorKind::OutOfMemory,
-            XskError::Unsupported | XskError::ZeroCopyUnsupported { .. } => {
-                io::ErrorKind::Unsupported
-            }
-            XskError::NoSuchInterface { .. } | XskError::NoSuchQueue { .. } => {
-                io::ErrorKind::NotFound
-            }
+            XskError::Unsupported | XskError::ZeroCopyUnsupported { .. } => io::ErrorKind::Unsupported,
+            XskError::NoSuchInterface { .. } | XskError::NoSuchQueue { .. } => io::ErrorKind::NotFound,
             XskError::QueueBusy { .. } => io::ErrorKind::ResourceBusy,
             XskError::InvalidConfig(_) => io::ErrorKind::InvalidInput,
             XskError::Os { source, .. } => source.kind(),
@@ -219,20 +209,12 @@ mod tests {
 
     #[test]
     fn conversions_keep_kind_and_message() {
-        let e: io::Error = XskError::QueueBusy {
-            ifindex: 3,
-            queue_id: 1,
-        }
-        .into();
+        let e: io::Error = XskError::QueueBusy { ifindex: 3, queue_id: 1 }.into();
         assert_eq!(e.kind(), io::ErrorKind::ResourceBusy);
         assert!(e.to_string().contains("queue 1 of interface 3 is busy"));
-        let e: io::Error = XskError::NoSuchQueue {
-            ifindex: 4,
-            ifname: Some("veth0".into()),
-            queue_id: 9,
-            queues: Some(2),
-        }
-        .into();
+        let e: io::Error =
+            XskError::NoSuchQueue { ifindex: 4, ifname: Some("veth0".into()), queue_id: 9, queues: Some(2) }
+                .into();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         assert!(e.to_string().contains("has 2 queue(s), ids 0..=1"), "{e}");
         let e: io::Error = TxError::RingFull.into();

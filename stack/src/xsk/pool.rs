@@ -24,10 +24,7 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig {
-            batch: 64,
-            high_watermark: 512,
-        }
+        PoolConfig { batch: 64, high_watermark: 512 }
     }
 }
 
@@ -57,9 +54,7 @@ pub fn new_shared_pools_with(
     config: PoolConfig,
 ) -> Result<Vec<FramePool>, XskError> {
     if n_workers == 0 {
-        return Err(XskError::InvalidConfig(
-            "at least one frame pool is needed".into(),
-        ));
+        return Err(XskError::InvalidConfig("at least one frame pool is needed".into()));
     }
     if config.batch == 0 || config.high_watermark < config.batch {
         return Err(XskError::InvalidConfig(format!(
@@ -68,9 +63,7 @@ pub fn new_shared_pools_with(
         )));
     }
     if !umem.take_frames() {
-        return Err(XskError::InvalidConfig(
-            "the frames of this UMEM were already split into pools".into(),
-        ));
+        return Err(XskError::InvalidConfig("the frames of this UMEM were already split into pools".into()));
     }
     let count = umem.frame_count() as usize;
     let frame_size = u64::from(umem.frame_size());
@@ -185,10 +178,7 @@ impl FramePool {
         for i in 0..n {
             if let Err(addr) = self.global.push(self.local[i]) {
                 // Only possible if an address was freed twice: keep it local rather than lose it.
-                debug_assert!(
-                    false,
-                    "global frame pool full: frame {addr:#x} freed twice?"
-                );
+                debug_assert!(false, "global frame pool full: frame {addr:#x} freed twice?");
                 self.local[kept] = addr;
                 kept += 1;
             }
@@ -204,13 +194,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn umem(frames: u32) -> Arc<Umem> {
-        Umem::new(UmemConfig {
-            frame_size: 2048,
-            frame_count: frames,
-            fill_size: 8,
-            comp_size: 8,
-        })
-        .unwrap()
+        Umem::new(UmemConfig { frame_size: 2048, frame_count: frames, fill_size: 8, comp_size: 8 }).unwrap()
     }
 
     fn total_free(pools: &[FramePool]) -> usize {
@@ -220,15 +204,9 @@ mod tests {
     #[test]
     fn frames_are_split_and_each_address_appears_once() {
         let u = umem(100);
-        let cfg = PoolConfig {
-            batch: 4,
-            high_watermark: 16,
-        };
+        let cfg = PoolConfig { batch: 4, high_watermark: 16 };
         let mut pools = new_shared_pools_with(&u, 3, cfg).unwrap();
-        assert_eq!(
-            pools.iter().map(FramePool::local_count).collect::<Vec<_>>(),
-            [16, 16, 16]
-        );
+        assert_eq!(pools.iter().map(FramePool::local_count).collect::<Vec<_>>(), [16, 16, 16]);
         assert_eq!(pools[0].global_count(), 100 - 48);
         let mut seen = Vec::new();
         for p in &mut pools {
@@ -247,20 +225,14 @@ mod tests {
         assert!(new_shared_pools(&u, 1).is_ok());
         assert!(new_shared_pools(&u, 1).is_err());
         assert!(new_shared_pools(&umem(8), 0).is_err());
-        let bad = PoolConfig {
-            batch: 8,
-            high_watermark: 4,
-        };
+        let bad = PoolConfig { batch: 8, high_watermark: 4 };
         assert!(new_shared_pools_with(&umem(8), 1, bad).is_err());
     }
 
     #[test]
     fn freed_frames_spill_to_the_global_pool_and_migrate() {
         let u = umem(64);
-        let cfg = PoolConfig {
-            batch: 4,
-            high_watermark: 8,
-        };
+        let cfg = PoolConfig { batch: 4, high_watermark: 8 };
         let mut pools = new_shared_pools_with(&u, 2, cfg).unwrap();
         let (a, b) = pools.split_at_mut(1);
         let (a, b) = (&mut a[0], &mut b[0]);
@@ -269,11 +241,7 @@ mod tests {
         while let Some(f) = a.alloc() {
             taken.push(f);
         }
-        assert_eq!(
-            taken.len(),
-            64 - 8,
-            "A drained the global pool; B keeps its share"
-        );
+        assert_eq!(taken.len(), 64 - 8, "A drained the global pool; B keeps its share");
         // ...and the frames arrive at worker B, which frees them.
         for f in taken.drain(..) {
             b.free(f + 256);
@@ -289,15 +257,7 @@ mod tests {
     #[test]
     fn free_normalises_to_the_chunk_base() {
         let u = umem(4);
-        let mut pools = new_shared_pools_with(
-            &u,
-            1,
-            PoolConfig {
-                batch: 1,
-                high_watermark: 4,
-            },
-        )
-        .unwrap();
+        let mut pools = new_shared_pools_with(&u, 1, PoolConfig { batch: 1, high_watermark: 4 }).unwrap();
         let p = &mut pools[0];
         let f = p.alloc().unwrap();
         p.free(f + 300);

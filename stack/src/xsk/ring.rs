@@ -73,13 +73,7 @@ impl<T: RingEntry> RingMem<T> {
 
     /// Check that every word and the entry array lie inside `len` bytes at `base` and are aligned,
     /// then keep pointers to them.
-    fn new(
-        base: *mut u8,
-        len: usize,
-        off: &XdpRingOffset,
-        size: u32,
-        backing: Backing,
-    ) -> io::Result<Self> {
+    fn new(base: *mut u8, len: usize, off: &XdpRingOffset, size: u32, backing: Backing) -> io::Result<Self> {
         let bad = |what: &str| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -87,10 +81,7 @@ impl<T: RingEntry> RingMem<T> {
             )
         };
         if !size.is_power_of_two() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "ring size must be a power of two",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "ring size must be a power of two"));
         }
         let word = |o: u64, what: &str| -> io::Result<NonNull<AtomicU32>> {
             let o = usize::try_from(o).map_err(|_| bad(what))?;
@@ -111,14 +102,7 @@ impl<T: RingEntry> RingMem<T> {
         }
         // Safety: `desc + size * size_of::<T>() <= len`: the array lies inside the region.
         let entries = unsafe { NonNull::new_unchecked(base.add(desc).cast::<T>()) };
-        Ok(RingMem {
-            producer,
-            consumer,
-            flags,
-            entries,
-            size,
-            _backing: backing,
-        })
+        Ok(RingMem { producer, consumer, flags, entries, size, _backing: backing })
     }
 
     fn producer(&self) -> &AtomicU32 {
@@ -164,12 +148,7 @@ impl<T: RingEntry> ProducerRing<T> {
     pub(crate) fn new(mem: RingMem<T>) -> Self {
         let prod = mem.producer().load(Ordering::Relaxed);
         let cons = mem.consumer().load(Ordering::Acquire);
-        ProducerRing {
-            mem,
-            cached_prod: prod,
-            published: prod,
-            cached_cons: cons,
-        }
+        ProducerRing { mem, cached_prod: prod, published: prod, cached_cons: cons }
     }
 
     /// Number of entries.
@@ -235,9 +214,7 @@ impl<T: RingEntry> ProducerRing<T> {
         let n = self.pending();
         if n > 0 {
             // (B): the entries are written before the kernel can see the new producer index.
-            self.mem
-                .producer()
-                .store(self.cached_prod, Ordering::Release);
+            self.mem.producer().store(self.cached_prod, Ordering::Release);
             self.published = self.cached_prod;
         }
         n
@@ -272,12 +249,7 @@ impl<T: RingEntry> ConsumerRing<T> {
     pub(crate) fn new(mem: RingMem<T>) -> Self {
         let prod = mem.producer().load(Ordering::Acquire);
         let cons = mem.consumer().load(Ordering::Relaxed);
-        ConsumerRing {
-            mem,
-            cached_prod: prod,
-            cached_cons: cons,
-            released: cons,
-        }
+        ConsumerRing { mem, cached_prod: prod, cached_cons: cons, released: cons }
     }
 
     /// Number of entries.
@@ -316,9 +288,7 @@ impl<T: RingEntry> ConsumerRing<T> {
         let n = self.cached_cons.wrapping_sub(self.released);
         if n > 0 {
             // (D): our reads of the entries happen before the kernel may overwrite them.
-            self.mem
-                .consumer()
-                .store(self.cached_cons, Ordering::Release);
+            self.mem.consumer().store(self.cached_cons, Ordering::Release);
             self.released = self.cached_cons;
         }
         n
@@ -369,20 +339,9 @@ pub(crate) mod fake {
         let layout = Layout::from_size_align(len, 64).unwrap();
         // Safety: `layout` has a non-zero size.
         let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory");
-        let off = XdpRingOffset {
-            producer: PRODUCER,
-            consumer: CONSUMER,
-            desc: DESC,
-            flags: FLAGS,
-        };
-        let mem = RingMem::new(
-            ptr.as_ptr(),
-            len,
-            &off,
-            size,
-            Backing::Heap(HeapRegion { ptr, layout }),
-        )
-        .unwrap();
+        let off = XdpRingOffset { producer: PRODUCER, consumer: CONSUMER, desc: DESC, flags: FLAGS };
+        let mem =
+            RingMem::new(ptr.as_ptr(), len, &off, size, Backing::Heap(HeapRegion { ptr, layout })).unwrap();
         mem.producer().store(start, Ordering::Relaxed);
         mem.consumer().store(start, Ordering::Relaxed);
         mem
@@ -395,11 +354,8 @@ pub(crate) mod fake {
         let cons = mem.consumer().load(Ordering::Relaxed);
         let n = prod.wrapping_sub(cons).min(max);
         // Safety: entries between consumer and producer are published; the test is single-threaded.
-        let out = (0..n)
-            .map(|i| unsafe { mem.slot(cons.wrapping_add(i)).read() })
-            .collect();
-        mem.consumer()
-            .store(cons.wrapping_add(n), Ordering::Release);
+        let out = (0..n).map(|i| unsafe { mem.slot(cons.wrapping_add(i)).read() }).collect();
+        mem.consumer().store(cons.wrapping_add(n), Ordering::Release);
         out
     }
 
@@ -414,8 +370,7 @@ pub(crate) mod fake {
             // Safety: slots between producer and consumer + size are free; single-threaded test.
             unsafe { mem.slot(prod.wrapping_add(i as u32)).write(*e) };
         }
-        mem.producer()
-            .store(prod.wrapping_add(n as u32), Ordering::Release);
+        mem.producer().store(prod.wrapping_add(n as u32), Ordering::Release);
         n
     }
 
@@ -427,10 +382,7 @@ pub(crate) mod fake {
 
     /// The raw indices (producer, consumer) as the kernel sees them.
     pub(crate) fn indices<T: RingEntry>(mem: &RingMem<T>) -> (u32, u32) {
-        (
-            mem.producer().load(Ordering::Relaxed),
-            mem.consumer().load(Ordering::Relaxed),
-        )
+        (mem.producer().load(Ordering::Relaxed), mem.consumer().load(Ordering::Relaxed))
     }
 }
 
@@ -450,10 +402,7 @@ mod tests {
         }
         assert!(!ring.push(99), "a full ring takes nothing");
         assert_eq!(ring.pending(), 8);
-        assert!(
-            kernel_take(&ring, 8).is_empty(),
-            "nothing visible before submit"
-        );
+        assert!(kernel_take(&ring, 8).is_empty(), "nothing visible before submit");
         assert_eq!(ring.submit(), 8);
         assert_eq!(ring.submit(), 0);
         assert_eq!(kernel_take(&ring, 3), vec![0, 1, 2]);
@@ -501,25 +450,12 @@ mod tests {
         let mut ring = ConsumerRing::<XdpDesc>::new(ring_mem(4, 0));
         assert_eq!(ring.available(1), 0);
         assert_eq!(ring.consume(4, |_| panic!("empty")), 0);
-        let descs: Vec<XdpDesc> = (0..6)
-            .map(|i| XdpDesc {
-                addr: i * 2048,
-                len: 60 + i as u32,
-                options: 0,
-            })
-            .collect();
-        assert_eq!(
-            kernel_put(&ring, &descs),
-            4,
-            "the kernel fills the ring and stops"
-        );
+        let descs: Vec<XdpDesc> =
+            (0..6).map(|i| XdpDesc { addr: i * 2048, len: 60 + i as u32, options: 0 }).collect();
+        assert_eq!(kernel_put(&ring, &descs), 4, "the kernel fills the ring and stops");
         let mut got = Vec::new();
         assert_eq!(ring.peek(3, |d| got.push(d)), 3);
-        assert_eq!(
-            kernel_put(&ring, &descs[4..]),
-            0,
-            "unreleased slots stay ours"
-        );
+        assert_eq!(kernel_put(&ring, &descs[4..]), 0, "unreleased slots stay ours");
         assert_eq!(ring.release(), 3);
         assert_eq!(kernel_put(&ring, &descs[4..]), 2);
         assert_eq!(ring.consume(10, |d| got.push(d)), 3);
@@ -565,31 +501,15 @@ mod tests {
     #[test]
     fn mapping_offsets_out_of_bounds_are_rejected() {
         let region = super::super::mmap::Mmap::anonymous(4096).unwrap();
-        let off = XdpRingOffset {
-            producer: 0,
-            consumer: 64,
-            flags: 128,
-            desc: 256,
-        };
+        let off = XdpRingOffset { producer: 0, consumer: 64, flags: 128, desc: 256 };
         // 256 + 256 * 16 > 4096.
         assert!(RingMem::<XdpDesc>::mapped(region, &off, 256).is_err());
         let region = super::super::mmap::Mmap::anonymous(4096).unwrap();
-        let off = XdpRingOffset {
-            producer: 4094,
-            ..off
-        };
+        let off = XdpRingOffset { producer: 4094, ..off };
         assert!(RingMem::<u64>::mapped(region, &off, 8).is_err());
         let region = super::super::mmap::Mmap::anonymous(4096).unwrap();
-        let off = XdpRingOffset {
-            producer: 0,
-            consumer: 64,
-            flags: 128,
-            desc: 256,
-        };
-        assert!(
-            RingMem::<u64>::mapped(region, &off, 6).is_err(),
-            "not a power of two"
-        );
+        let off = XdpRingOffset { producer: 0, consumer: 64, flags: 128, desc: 256 };
+        assert!(RingMem::<u64>::mapped(region, &off, 6).is_err(), "not a power of two");
     }
 
     #[derive(Debug, Clone)]

@@ -45,12 +45,7 @@ pub struct SocketConfig {
 
 impl Default for SocketConfig {
     fn default() -> Self {
-        SocketConfig {
-            rx_size: 1024,
-            tx_size: 1024,
-            mode: BindMode::Auto,
-            need_wakeup: true,
-        }
+        SocketConfig { rx_size: 1024, tx_size: 1024, mode: BindMode::Auto, need_wakeup: true }
     }
 }
 
@@ -64,9 +59,7 @@ impl SocketConfig {
             }
         }
         if self.rx_size == 0 && self.tx_size == 0 {
-            return Err(XskError::InvalidConfig(
-                "a socket needs an RX or a TX ring".into(),
-            ));
+            return Err(XskError::InvalidConfig("a socket needs an RX or a TX ring".into()));
         }
         Ok(())
     }
@@ -168,10 +161,8 @@ impl XskSocket {
         match share {
             Share::First => {
                 if !umem.claim_registration() {
-                    return bad(
-                        "this UMEM is already registered by a Share::First socket; later \
-                         sockets use Share::NewQueue or Share::SameQueue",
-                    );
+                    return bad("this UMEM is already registered by a Share::First socket; later \
+                         sockets use Share::NewQueue or Share::SameQueue");
                 }
             }
             Share::NewQueue { umem_owner: o } | Share::SameQueue { queue_owner: o }
@@ -180,18 +171,14 @@ impl XskSocket {
                 return bad("the owner socket uses another UMEM");
             }
             Share::NewQueue { umem_owner: o } if (o.ifindex, o.queue_id) == (ifindex, queue_id) => {
-                return bad(
-                    "this queue already has fill and completion rings: a further socket on \
-                     it uses Share::SameQueue",
-                );
+                return bad("this queue already has fill and completion rings: a further socket on \
+                     it uses Share::SameQueue");
             }
             Share::SameQueue { queue_owner: o }
                 if (o.ifindex, o.queue_id) != (ifindex, queue_id) || !o.owns_fill_ring() =>
             {
-                return bad(
-                    "Share::SameQueue must name the fill-ring owner of this very queue; a \
-                     socket on another queue uses Share::NewQueue",
-                );
+                return bad("Share::SameQueue must name the fill-ring owner of this very queue; a \
+                     socket on another queue uses Share::NewQueue");
             }
             Share::NewQueue { .. } | Share::SameQueue { .. } => {}
         }
@@ -213,33 +200,17 @@ impl XskSocket {
             return Err(XskError::NoSuchInterface { ifindex });
         }
         let fd = sys::xsk_socket().map_err(|source| match errno(&source) {
-            libc::EPERM | libc::EACCES => XskError::NoPrivilege {
-                op: "socket(AF_XDP)",
-                source,
-            },
+            libc::EPERM | libc::EACCES => XskError::NoPrivilege { op: "socket(AF_XDP)", source },
             libc::EAFNOSUPPORT => XskError::Unsupported,
-            _ => XskError::Os {
-                op: "socket(AF_XDP)",
-                hint: "",
-                source,
-            },
+            _ => XskError::Os { op: "socket(AF_XDP)", hint: "", source },
         })?;
         let first = matches!(share, Share::First);
         if first {
-            sys::register_umem(fd.as_fd(), &umem.registration()).map_err(|source| {
-                match errno(&source) {
-                    libc::ENOBUFS | libc::ENOMEM | libc::EPERM | libc::EAGAIN => {
-                        XskError::UmemMemory {
-                            bytes: umem.len_bytes(),
-                            source,
-                        }
-                    }
-                    _ => XskError::Os {
-                        op: "XDP_UMEM_REG",
-                        hint: "",
-                        source,
-                    },
+            sys::register_umem(fd.as_fd(), &umem.registration()).map_err(|source| match errno(&source) {
+                libc::ENOBUFS | libc::ENOMEM | libc::EPERM | libc::EAGAIN => {
+                    XskError::UmemMemory { bytes: umem.len_bytes(), source }
                 }
+                _ => XskError::Os { op: "XDP_UMEM_REG", hint: "", source },
             })?;
         }
         let owns_fill = !matches!(share, Share::SameQueue { .. });
@@ -265,14 +236,7 @@ impl XskSocket {
             .transpose()?
             .map(ProducerRing::new);
         let comp = owns_fill
-            .then(|| {
-                map_ring(
-                    fdb,
-                    sys::XDP_UMEM_PGOFF_COMPLETION_RING,
-                    &off.cr,
-                    ucfg.comp_size,
-                )
-            })
+            .then(|| map_ring(fdb, sys::XDP_UMEM_PGOFF_COMPLETION_RING, &off.cr, ucfg.comp_size))
             .transpose()?
             .map(ConsumerRing::new);
         let rx = (cfg.rx_size > 0)
@@ -290,9 +254,7 @@ impl XskSocket {
         // Shared sockets inherit the owner's need-wakeup mode from the kernel.
         let need_wakeup = match share {
             Share::First => cfg.need_wakeup,
-            Share::NewQueue { umem_owner: o } | Share::SameQueue { queue_owner: o } => {
-                o.need_wakeup
-            }
+            Share::NewQueue { umem_owner: o } | Share::SameQueue { queue_owner: o } => o.need_wakeup,
         };
         Ok(XskSocket {
             rx,
@@ -453,17 +415,9 @@ impl XskSocket {
         let len = fill(buf);
         if len == 0 || len > cap {
             pool.free(addr);
-            return if len == 0 {
-                Ok(())
-            } else {
-                Err(TxError::TooLong { len, max: cap })
-            };
+            return if len == 0 { Ok(()) } else { Err(TxError::TooLong { len, max: cap }) };
         }
-        let queued = tx.push(XdpDesc {
-            addr,
-            len: len as u32,
-            options: 0,
-        });
+        let queued = tx.push(XdpDesc { addr, len: len as u32, options: 0 });
         debug_assert!(queued, "a slot was free above");
         if !queued {
             pool.free(addr);
@@ -567,46 +521,16 @@ fn bind(
     };
     let result = match share {
         Share::First => {
-            let wake = if cfg.need_wakeup {
-                sys::XDP_USE_NEED_WAKEUP
-            } else {
-                0
-            };
+            let wake = if cfg.need_wakeup { sys::XDP_USE_NEED_WAKEUP } else { 0 };
             let zc = sys::XDP_ZEROCOPY | wake;
             let copy = sys::XDP_COPY | wake;
             match cfg.mode {
-                BindMode::Copy => bind_retrying(
-                    fd,
-                    SockaddrXdp {
-                        sxdp_flags: copy,
-                        ..addr
-                    },
-                ),
-                BindMode::ZeroCopy => bind_retrying(
-                    fd,
-                    SockaddrXdp {
-                        sxdp_flags: zc,
-                        ..addr
-                    },
-                ),
-                BindMode::Auto => match bind_retrying(
-                    fd,
-                    SockaddrXdp {
-                        sxdp_flags: zc,
-                        ..addr
-                    },
-                ) {
+                BindMode::Copy => bind_retrying(fd, SockaddrXdp { sxdp_flags: copy, ..addr }),
+                BindMode::ZeroCopy => bind_retrying(fd, SockaddrXdp { sxdp_flags: zc, ..addr }),
+                BindMode::Auto => match bind_retrying(fd, SockaddrXdp { sxdp_flags: zc, ..addr }) {
                     Err(e) if matches!(errno(&e), libc::EOPNOTSUPP) => {
-                        log::debug!(
-                            "ifindex {ifindex} queue {queue_id}: no zero-copy, using copy mode"
-                        );
-                        bind_retrying(
-                            fd,
-                            SockaddrXdp {
-                                sxdp_flags: copy,
-                                ..addr
-                            },
-                        )
+                        log::debug!("ifindex {ifindex} queue {queue_id}: no zero-copy, using copy mode");
+                        bind_retrying(fd, SockaddrXdp { sxdp_flags: copy, ..addr })
                     }
                     r => r,
                 },
@@ -639,22 +563,14 @@ fn bind_retrying(fd: BorrowedFd<'_>, addr: SockaddrXdp) -> io::Result<()> {
 
 fn bind_error(source: io::Error, ifindex: u32, queue_id: u32, share: Share<'_>) -> XskError {
     match errno(&source) {
-        libc::EPERM | libc::EACCES => XskError::NoPrivilege {
-            op: "bind(AF_XDP)",
-            source,
-        },
+        libc::EPERM | libc::EACCES => XskError::NoPrivilege { op: "bind(AF_XDP)", source },
         libc::ENODEV => XskError::NoSuchInterface { ifindex },
         libc::EBUSY => XskError::QueueBusy { ifindex, queue_id },
         libc::EOPNOTSUPP => XskError::ZeroCopyUnsupported { ifindex, queue_id },
         libc::EINVAL => {
             let queues = sys::queue_count(ifindex);
             if queues.is_some_and(|n| queue_id >= n) {
-                return XskError::NoSuchQueue {
-                    ifindex,
-                    ifname: sys::if_name(ifindex),
-                    queue_id,
-                    queues,
-                };
+                return XskError::NoSuchQueue { ifindex, ifname: sys::if_name(ifindex), queue_id, queues };
             }
             let hint = match share {
                 Share::First => "",
@@ -666,17 +582,9 @@ fn bind_error(source: io::Error, ifindex: u32, queue_id: u32, share: Share<'_>) 
                      a socket on another queue uses Share::NewQueue"
                 }
             };
-            XskError::Os {
-                op: "bind(AF_XDP)",
-                hint,
-                source,
-            }
+            XskError::Os { op: "bind(AF_XDP)", hint, source }
         }
-        _ => XskError::Os {
-            op: "bind(AF_XDP)",
-            hint: "",
-            source,
-        },
+        _ => XskError::Os { op: "bind(AF_XDP)", hint: "", source },
     }
 }
 
@@ -697,25 +605,11 @@ mod tests {
     #[test]
     fn socket_config_rejects_what_the_kernel_would() {
         assert!(SocketConfig::default().validate().is_ok());
-        let c = SocketConfig {
-            rx_size: 0,
-            ..SocketConfig::default()
-        };
+        let c = SocketConfig { rx_size: 0, ..SocketConfig::default() };
         assert!(c.validate().is_ok(), "TX-only is fine");
-        let c = SocketConfig {
-            rx_size: 0,
-            tx_size: 0,
-            ..SocketConfig::default()
-        };
+        let c = SocketConfig { rx_size: 0, tx_size: 0, ..SocketConfig::default() };
         assert!(c.validate().is_err());
-        let c = SocketConfig {
-            tx_size: 1000,
-            ..SocketConfig::default()
-        };
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("tx_size 1000"));
+        let c = SocketConfig { tx_size: 1000, ..SocketConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("tx_size 1000"));
     }
 }

@@ -177,15 +177,7 @@ unsafe fn get_xdp_opt<T: Copy>(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Res
     let mut value = MaybeUninit::<T>::zeroed();
     let mut len = size_of::<T>() as libc::socklen_t;
     // Safety: `value` has room for `len` bytes; the kernel writes at most `len` bytes and updates it.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            SOL_XDP,
-            name,
-            value.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
+    let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), SOL_XDP, name, value.as_mut_ptr().cast(), &mut len) };
     cvt(rc)?;
     // Safety: zeroed memory is a valid `T` (plain data, caller's promise), whatever the kernel wrote.
     Ok((unsafe { value.assume_init() }, len as usize))
@@ -194,10 +186,7 @@ unsafe fn get_xdp_opt<T: Copy>(fd: BorrowedFd<'_>, name: libc::c_int) -> io::Res
 /// Set the size (entries, a power of two) of one of the four rings: `XDP_RX_RING`, `XDP_TX_RING`,
 /// `XDP_UMEM_FILL_RING` or `XDP_UMEM_COMPLETION_RING`.
 pub(crate) fn set_ring_size(fd: BorrowedFd<'_>, ring: libc::c_int, entries: u32) -> io::Result<()> {
-    debug_assert!(matches!(
-        ring,
-        XDP_RX_RING | XDP_TX_RING | XDP_UMEM_FILL_RING | XDP_UMEM_COMPLETION_RING
-    ));
+    debug_assert!(matches!(ring, XDP_RX_RING | XDP_TX_RING | XDP_UMEM_FILL_RING | XDP_UMEM_COMPLETION_RING));
     // Safety: the ring-size options take an `int` (u32 layout).
     unsafe { set_xdp_opt(fd, ring, &entries) }
 }
@@ -252,16 +241,8 @@ pub(crate) fn bind(fd: BorrowedFd<'_>, addr: &SockaddrXdp) -> io::Result<()> {
 /// `sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0)`: ask the kernel to process the TX ring.
 pub(crate) fn kick_tx(fd: BorrowedFd<'_>) -> io::Result<()> {
     // Safety: a zero-length send with null buffer and address is the documented AF_XDP TX kick.
-    let rc = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            std::ptr::null(),
-            0,
-            libc::MSG_DONTWAIT,
-            std::ptr::null(),
-            0,
-        )
-    };
+    let rc =
+        unsafe { libc::sendto(fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -309,20 +290,14 @@ pub(crate) fn if_name(ifindex: u32) -> Option<String> {
 /// namespace it was mounted in, not the thread's).
 pub(crate) fn queue_count(ifindex: u32) -> Option<u32> {
     let name = if_name(ifindex)?;
-    let from_ethtool = crate::netdev::channels(&name)
-        .ok()
-        .map(|c| c.rx.max(c.tx).max(c.combined))
-        .filter(|n| *n > 0);
+    let from_ethtool =
+        crate::netdev::channels(&name).ok().map(|c| c.rx.max(c.tx).max(c.combined)).filter(|n| *n > 0);
     from_ethtool.or_else(|| sysfs_queue_count(&name, ifindex))
 }
 
 fn sysfs_queue_count(name: &str, ifindex: u32) -> Option<u32> {
     let dir = std::path::Path::new("/sys/class/net").join(name);
-    let idx: u32 = std::fs::read_to_string(dir.join("ifindex"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let idx: u32 = std::fs::read_to_string(dir.join("ifindex")).ok()?.trim().parse().ok()?;
     if idx != ifindex {
         return None;
     }

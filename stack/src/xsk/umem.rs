@@ -29,12 +29,7 @@ pub struct UmemConfig {
 
 impl Default for UmemConfig {
     fn default() -> Self {
-        UmemConfig {
-            frame_size: 2048,
-            frame_count: 4096,
-            fill_size: 1024,
-            comp_size: 1024,
-        }
+        UmemConfig { frame_size: 2048, frame_count: 4096, fill_size: 1024, comp_size: 1024 }
     }
 }
 
@@ -43,10 +38,7 @@ impl UmemConfig {
     pub fn validate(&self) -> Result<(), XskError> {
         let bad = |why: String| Err(XskError::InvalidConfig(why));
         if !matches!(self.frame_size, 2048 | 4096) {
-            return bad(format!(
-                "frame_size {} must be 2048 or 4096",
-                self.frame_size
-            ));
+            return bad(format!("frame_size {} must be 2048 or 4096", self.frame_size));
         }
         if self.frame_count == 0 {
             return bad("frame_count must be at least 1".into());
@@ -131,9 +123,7 @@ impl Umem {
 
     /// Claim the right to register the area (one `Share::First` socket per UMEM).
     pub(crate) fn claim_registration(&self) -> bool {
-        self.registered
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.registered.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Give the claim back after a failed setup of the first socket.
@@ -156,8 +146,7 @@ impl Umem {
     pub(crate) fn frame_ptr(&self, addr: u64, len: usize) -> Option<NonNull<u8>> {
         let start = usize::try_from(addr).ok()?;
         let end = start.checked_add(len)?;
-        let chunk_end =
-            (self.chunk_base(addr) as usize).checked_add(self.config.frame_size as usize)?;
+        let chunk_end = (self.chunk_base(addr) as usize).checked_add(self.config.frame_size as usize)?;
         if end > chunk_end || end > self.area.len() {
             return None;
         }
@@ -171,12 +160,7 @@ mod tests {
     use super::*;
 
     fn cfg(frame_size: u32, frame_count: u32) -> UmemConfig {
-        UmemConfig {
-            frame_size,
-            frame_count,
-            fill_size: 8,
-            comp_size: 8,
-        }
+        UmemConfig { frame_size, frame_count, fill_size: 8, comp_size: 8 }
     }
 
     #[test]
@@ -186,20 +170,9 @@ mod tests {
         let e = cfg(3000, 16).validate().unwrap_err().to_string();
         assert!(e.contains("frame_size 3000"), "{e}");
         assert!(cfg(2048, 0).validate().is_err());
-        let e = UmemConfig {
-            fill_size: 12,
-            ..cfg(2048, 16)
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
+        let e = UmemConfig { fill_size: 12, ..cfg(2048, 16) }.validate().unwrap_err().to_string();
         assert!(e.contains("fill_size 12"), "{e}");
-        assert!(UmemConfig {
-            comp_size: 0,
-            ..cfg(2048, 16)
-        }
-        .validate()
-        .is_err());
+        assert!(UmemConfig { comp_size: 0, ..cfg(2048, 16) }.validate().is_err());
     }
 
     #[test]
@@ -207,14 +180,8 @@ mod tests {
         let umem = Umem::new(cfg(2048, 4)).unwrap();
         assert_eq!(umem.len_bytes(), 8192);
         let base = umem.frame_ptr(0, 2048).unwrap();
-        assert_eq!(
-            umem.frame_ptr(2048 + 256, 1792).unwrap().as_ptr(),
-            base.as_ptr().wrapping_add(2304)
-        );
-        assert!(
-            umem.frame_ptr(2048 + 256, 1793).is_none(),
-            "crosses into the next chunk"
-        );
+        assert_eq!(umem.frame_ptr(2048 + 256, 1792).unwrap().as_ptr(), base.as_ptr().wrapping_add(2304));
+        assert!(umem.frame_ptr(2048 + 256, 1793).is_none(), "crosses into the next chunk");
         assert!(umem.frame_ptr(3 * 2048, 2048).is_some());
         assert!(umem.frame_ptr(4 * 2048, 1).is_none(), "past the area");
         assert!(umem.frame_ptr(u64::MAX, 1).is_none());

@@ -17,8 +17,7 @@ pub fn testbed(queues: u32) -> Testbed {
 pub fn start(tb: &Testbed, tweak: impl FnOnce(&mut Config)) -> Stack {
     let mut cfg = tb.stack_config();
     tweak(&mut cfg);
-    tb.start_stack(cfg)
-        .unwrap_or_else(|e| panic!("stack did not start: {e}"))
+    tb.start_stack(cfg).unwrap_or_else(|e| panic!("stack did not start: {e}"))
 }
 
 /// Stop the stack and check that no UMEM frame went missing.
@@ -38,10 +37,7 @@ pub fn finish(stack: Stack) -> ShutdownReport {
 /// A kernel UDP socket in the peer namespace, bound to `addr`.
 pub fn peer_udp(tb: &Testbed, addr: &str) -> KernelUdp {
     let addr: SocketAddr = addr.parse().unwrap();
-    let sock = tb
-        .in_peer_ns(move || KernelUdp::bind(addr))
-        .unwrap()
-        .unwrap();
+    let sock = tb.in_peer_ns(move || KernelUdp::bind(addr)).unwrap().unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     sock
 }
@@ -65,11 +61,8 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Run a command in the peer namespace and return its output; panics with stderr when it fails.
 pub fn peer_run(tb: &Testbed, program: &str, args: &[&str]) -> String {
-    let out = tb
-        .peer_cmd(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let out =
+        tb.peer_cmd(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     assert!(
         out.status.success(),
         "{program} {args:?} failed: {}{}",
@@ -82,17 +75,10 @@ pub fn peer_run(tb: &Testbed, program: &str, args: &[&str]) -> String {
 /// A counter's value, with its name in the failure message.
 pub fn counter(stack: &Stack, name: &str) -> u64 {
     let all = stack.counters();
-    all.iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| *v)
-        .unwrap_or_else(|| panic!("no counter {name}"))
+    all.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("no counter {name}"))
 }
 
 /// The counters that are not zero, for failure messages.
 pub fn nonzero(stack: &Stack) -> Vec<(&'static str, u64)> {
-    stack
-        .counters()
-        .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .collect()
+    stack.counters().into_iter().filter(|(_, v)| *v != 0).collect()
 }

@@ -48,10 +48,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
         .map(|l| l.trim_start_matches("error: "))
         .collect();
-    eprintln!(
-        "xdpstack: error: {} (see xdpstack --help)",
-        problem.join(" ")
-    );
+    eprintln!("xdpstack: error: {} (see xdpstack --help)", problem.join(" "));
     ExitCode::from(2)
 }
 

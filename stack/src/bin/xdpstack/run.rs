@@ -74,19 +74,14 @@ pub struct RunArgs {
 }
 
 fn parse_port(s: &str) -> Result<(Proto, u16), String> {
-    let (p, n) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?}: expected udp:PORT or tcp:PORT"))?;
+    let (p, n) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected udp:PORT or tcp:PORT"))?;
     let proto = match p {
         "udp" => Proto::Udp,
         "tcp" => Proto::Tcp,
         _ => return Err(format!("{s:?}: protocol must be udp or tcp")),
     };
-    let port = n
-        .parse::<u16>()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("{s:?}: port must be 1..=65535"))?;
+    let port =
+        n.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("{s:?}: port must be 1..=65535"))?;
     Ok((proto, port))
 }
 
@@ -165,11 +160,7 @@ pub fn run(args: RunArgs) -> io::Result<ExitCode> {
         "xdpstack running on {} ({}) as {}: {:?} XDP, {} mode, {} worker(s); Ctrl-C stops",
         info.netdev.name,
         info.netdev.ifindex,
-        args.addrs
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        args.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
         info.xdp_mode,
         if info.zero_copy { "zero-copy" } else { "copy" },
         args.workers,
@@ -194,9 +185,5 @@ pub fn run(args: RunArgs) -> io::Result<ExitCode> {
         report.frames_accounted,
         report.frames_lost()
     );
-    Ok(if report.frames_lost() == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
+    Ok(if report.frames_lost() == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }

@@ -26,26 +26,16 @@ pub enum TestbedAction {
 }
 
 fn mac(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 pub fn run(action: TestbedAction) -> io::Result<ExitCode> {
     match action {
         TestbedAction::Up { name, queues } => {
             if queues == 0 || queues > 64 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "--queues must be 1..=64",
-                ));
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "--queues must be 1..=64"));
             }
-            let tb = Testbed::up(TestbedConfig {
-                name: name.clone(),
-                queues,
-                ..TestbedConfig::default()
-            })?;
+            let tb = Testbed::up(TestbedConfig { name: name.clone(), queues, ..TestbedConfig::default() })?;
             let c = &tb.config;
             println!("testbed {name:?} is up ({queues} queue(s) per veth end)");
             println!(
@@ -69,10 +59,7 @@ pub fn run(action: TestbedAction) -> io::Result<ExitCode> {
                 tb.stack_ns, tb.stack_if, tb.stack_cidr()
             );
             println!("  ip netns exec {} ping -c 3 {}", tb.peer_ns, c.stack_addr);
-            println!(
-                "  echo hello | ip netns exec {} socat - UDP:{}:7",
-                tb.peer_ns, c.stack_addr
-            );
+            println!("  echo hello | ip netns exec {} socat - UDP:{}:7", tb.peer_ns, c.stack_addr);
             println!("remove it with: xdpstack testbed down --name {name}");
             tb.persist();
             Ok(ExitCode::SUCCESS)
