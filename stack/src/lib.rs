@@ -15,6 +15,7 @@ pub mod rand;
 pub mod services;
 pub mod socket;
 mod stack;
+pub mod tcp;
 pub mod testbed;
 pub mod wire;
 mod worker;
