@@ -1,8 +1,9 @@
-//! The Rust mirror of `src/bpf/steer.h`: constants, counter indices and the flow hash.
+//! The Rust mirror of `src/bpf/steer.h`, `loss.h` and `lossy.h`: constants, counter indices, the
+//! flow hash, and how the loss settings are handed to a program.
 //!
-//! The map key and value structs come from the skeleton (generated from the program's BTF, so from
-//! the same header). The tests below check every constant, every layout and the flow hash against
-//! steer.h compiled for the host (`src/bpf/steer_host.c`, built by `build.rs`), so the two sides
+//! The map key and value structs come from the skeletons (generated from the programs' BTF, so from
+//! the same headers). The tests below check every constant, every layout and the flow hash against
+//! the headers compiled for the host (`src/bpf/steer_host.c`, built by `build.rs`), so the two sides
 //! cannot drift apart silently. The integration test `stack/tests/xdp_steering.rs` additionally
 //! checks, through a real AF_XDP socket in the XSKMAP, that the loaded program picks the slot
 //! [`xsk_index`] predicts.
@@ -26,7 +27,38 @@ pub(crate) const CTR_STEERED: u32 = 0;
 pub(crate) const CTR_PASSED: u32 = 1;
 pub(crate) const CTR_MALFORMED: u32 = 2;
 pub(crate) const CTR_NO_SOCKET: u32 = 3;
-pub(crate) const CTR_COUNT: u32 = 4;
+pub(crate) const CTR_DROPPED: u32 = 4;
+pub(crate) const CTR_COUNT: u32 = 5;
+
+/// `drop_ppm` that drops every candidate frame (`LOSS_PPM_ONE` in loss.h).
+pub(crate) const PPM_ONE: u32 = 1_000_000;
+
+/// `lossy_config.match_flags` (`LOSSY_MATCH_*`).
+pub(crate) const LOSSY_MATCH_PROTOCOL: u8 = 1;
+pub(crate) const LOSSY_MATCH_SRC: u8 = 2;
+
+/// Indices of the lossy program's per-CPU `counters` array (`enum lossy_counter`).
+pub(crate) const LOSSY_CTR_DROPPED: u32 = 0;
+pub(crate) const LOSSY_CTR_PASSED: u32 = 1;
+pub(crate) const LOSSY_CTR_UNMATCHED: u32 = 2;
+pub(crate) const LOSSY_CTR_COUNT: u32 = 3;
+
+/// Refuse a drop rate above one million parts per million.
+pub(crate) fn check_drop_ppm(drop_ppm: u32) -> Result<(), crate::Error> {
+    if drop_ppm > PPM_ONE {
+        return Err(crate::Error::InvalidArgument(format!(
+            "drop_ppm {drop_ppm} exceeds {PPM_ONE} (every frame)"
+        )));
+    }
+    Ok(())
+}
+
+/// The loss generation to write after `current`: every change of the loss settings gets a new one,
+/// which restarts the programs' per-CPU streams (loss.h). 0 is skipped: it is the generation of a
+/// stream that was never started.
+pub(crate) fn next_generation(current: u32) -> u32 {
+    current.wrapping_add(1).max(1)
+}
 
 /// MurmurHash3's 32-bit finaliser, as `steer_mix32()` in steer.h.
 const fn mix32(mut h: u32) -> u32 {
@@ -59,41 +91,10 @@ pub fn xsk_index(rx_queue: u32, socks_per_queue: u32, flow_hash: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::{self, Facts, LossState};
+    use crate::lossy_skel::types as lossy_types;
     use crate::skel::types;
-    use std::ffi::{c_char, CStr};
     use std::mem::{offset_of, size_of};
-
-    /// `struct steer_host_fact` in steer_host.c.
-    #[repr(C)]
-    struct HostFact {
-        name: *const c_char,
-        value: u64, // unsigned long long
-    }
-
-    extern "C" {
-        fn steer_host_flow_hash(src: u32, dst: u32, proto: u8, src_port: u16, dst_port: u16) -> u32;
-        static steer_host_facts: [HostFact; 0];
-    }
-
-    fn host_flow_hash(src: u32, dst: u32, proto: u8, src_port: u16, dst_port: u16) -> u32 {
-        // Safety: a pure C function over integers.
-        unsafe { steer_host_flow_hash(src, dst, proto, src_port, dst_port) }
-    }
-
-    fn host_facts() -> Vec<(String, u64)> {
-        let mut facts = Vec::new();
-        // Safety: steer_host_facts is a static C array ended by an entry whose name is NULL; every
-        // other name is a string literal.
-        unsafe {
-            let mut fact = steer_host_facts.as_ptr();
-            while !(*fact).name.is_null() {
-                let name = CStr::from_ptr((*fact).name).to_string_lossy().into_owned();
-                facts.push((name, (*fact).value));
-                fact = fact.add(1);
-            }
-        }
-        facts
-    }
 
     #[test]
     fn constants_and_layouts_match_steer_h() {
@@ -107,6 +108,7 @@ mod tests {
             ("STEER_CTR_PASSED", CTR_PASSED.into()),
             ("STEER_CTR_MALFORMED", CTR_MALFORMED.into()),
             ("STEER_CTR_NO_SOCKET", CTR_NO_SOCKET.into()),
+            ("STEER_CTR_DROPPED", CTR_DROPPED.into()),
             ("STEER_CTR_COUNT", CTR_COUNT.into()),
             ("sizeof(struct port_key)", size_of::<types::port_key>() as u64),
             ("offsetof(struct port_key, port)", offset_of!(types::port_key, port) as u64),
@@ -121,13 +123,50 @@ mod tests {
                 "offsetof(struct steer_config, socks_per_queue)",
                 offset_of!(types::steer_config, socks_per_queue) as u64,
             ),
+            ("offsetof(struct steer_config, drop_ppm)", offset_of!(types::steer_config, drop_ppm) as u64),
+            (
+                "offsetof(struct steer_config, loss_generation)",
+                offset_of!(types::steer_config, loss_generation) as u64,
+            ),
+            ("offsetof(struct steer_config, loss_seed)", offset_of!(types::steer_config, loss_seed) as u64),
         ];
-        let host = host_facts();
-        for (name, value) in &host {
-            let mirrored = rust.iter().find(|(n, _)| n == name);
-            assert_eq!(mirrored.map(|m| m.1), Some(*value), "steer.h {name}");
-        }
-        assert_eq!(host.len(), rust.len(), "every mirrored fact is exported");
+        host::assert_facts(Facts::Steer, &rust);
+    }
+
+    #[test]
+    fn constants_and_layouts_match_loss_h_and_lossy_h() {
+        use lossy_types::lossy_config as Cfg;
+        let rust: Vec<(&str, u64)> = vec![
+            ("LOSS_PPM_ONE", PPM_ONE.into()),
+            ("sizeof(struct loss_state)", size_of::<LossState>() as u64),
+            ("offsetof(struct loss_state, rng)", offset_of!(LossState, rng) as u64),
+            ("offsetof(struct loss_state, seed)", offset_of!(LossState, seed) as u64),
+            ("offsetof(struct loss_state, generation)", offset_of!(LossState, generation) as u64),
+            ("LOSSY_MATCH_PROTOCOL", LOSSY_MATCH_PROTOCOL.into()),
+            ("LOSSY_MATCH_SRC", LOSSY_MATCH_SRC.into()),
+            ("LOSSY_CTR_DROPPED", LOSSY_CTR_DROPPED.into()),
+            ("LOSSY_CTR_PASSED", LOSSY_CTR_PASSED.into()),
+            ("LOSSY_CTR_UNMATCHED", LOSSY_CTR_UNMATCHED.into()),
+            ("LOSSY_CTR_COUNT", LOSSY_CTR_COUNT.into()),
+            ("sizeof(struct lossy_config)", size_of::<Cfg>() as u64),
+            ("offsetof(struct lossy_config, drop_ppm)", offset_of!(Cfg, drop_ppm) as u64),
+            ("offsetof(struct lossy_config, generation)", offset_of!(Cfg, generation) as u64),
+            ("offsetof(struct lossy_config, seed)", offset_of!(Cfg, seed) as u64),
+            ("offsetof(struct lossy_config, src)", offset_of!(Cfg, src) as u64),
+            ("offsetof(struct lossy_config, protocol)", offset_of!(Cfg, protocol) as u64),
+            ("offsetof(struct lossy_config, match_flags)", offset_of!(Cfg, match_flags) as u64),
+            ("offsetof(struct lossy_config, pad)", offset_of!(Cfg, pad) as u64),
+        ];
+        host::assert_facts(Facts::Loss, &rust);
+    }
+
+    #[test]
+    fn generations_skip_zero_and_drop_rates_are_bounded() {
+        assert_eq!(next_generation(0), 1);
+        assert_eq!(next_generation(41), 42);
+        assert_eq!(next_generation(u32::MAX), 1);
+        assert!(check_drop_ppm(0).is_ok() && check_drop_ppm(PPM_ONE).is_ok());
+        assert!(matches!(check_drop_ppm(PPM_ONE + 1), Err(crate::Error::InvalidArgument(_))));
     }
 
     /// xorshift64: a deterministic stream of test inputs without a dependency.
@@ -150,7 +189,7 @@ mod tests {
         }
         for (src, dst, proto, sp, dp) in edge {
             let rust = flow_hash(Ipv4Addr::from(src), Ipv4Addr::from(dst), proto, sp, dp);
-            assert_eq!(rust, host_flow_hash(src, dst, proto, sp, dp), "{src:#x} {dst:#x} {proto} {sp} {dp}");
+            assert_eq!(rust, host::flow_hash(src, dst, proto, sp, dp), "{src:#x} {dst:#x} {proto} {sp} {dp}");
         }
     }
 

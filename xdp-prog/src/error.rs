@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-/// Why a [`Steering`](crate::Steering) operation failed.
+/// Why a [`Steering`](crate::Steering) or [`Lossy`](crate::Lossy) operation failed.
 ///
 /// The common failures have their own variant whose message names the fix; everything else is
 /// [`Error::Bpf`] with the operation and the kernel's (or libbpf's) error.

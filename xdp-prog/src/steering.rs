@@ -3,29 +3,23 @@
 use std::mem::{offset_of, size_of, MaybeUninit};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::{Mutex, PoisonError};
 
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
 use libbpf_rs::{MapCore as _, MapFlags, MapHandle};
 
-use crate::abi::{self, CTR_COUNT, CTR_MALFORMED, CTR_NO_SOCKET, CTR_PASSED, CTR_STEERED};
+use crate::abi::{self, CTR_COUNT, CTR_DROPPED, CTR_MALFORMED, CTR_NO_SOCKET, CTR_PASSED, CTR_STEERED};
+use crate::prog::{self, map_handle};
 use crate::skel::{types, SteerSkelBuilder};
 use crate::{link, AddrKind, Error, L4Proto, SteerConfig, SteerCounters, XdpAction, XdpLink, XdpMode};
 
 /// The steering program, loaded into the kernel, with its maps.
 ///
-/// Configure it (`set_config`, `add_addr`, `add_port`, `set_socket`) before or after
-/// [`attach`](Steering::attach); map updates take effect on the next frame. Dropping it closes the
-/// program and map file descriptors; an [`XdpLink`] still alive keeps the program (and its maps)
-/// running until the link is dropped too.
-//
-// Ownership: libbpf-cargo 0.27's skeleton borrows a caller-provided `MaybeUninit<OpenObject>` for
-// its whole life, so keeping the skeleton here would make `Steering` self-referential (a lifetime
-// parameter, or unsafe pinning with a hand-written drop order). Instead `load()` opens and loads
-// through the skeleton with that storage on its own stack, duplicates the file descriptors of the
-// program and of each map into owned handles, and lets the skeleton and its libbpf object close
-// when `load()` returns. The kernel keeps a program or map alive while any descriptor refers to it,
-// so `Steering` owns exactly what it uses: no self-reference, nothing leaked, `Send + Sync` by
-// construction, and each handle closes on drop.
+/// Configure it (`set_config`, `add_addr`, `add_port`, `set_socket`, and for tests `set_loss`)
+/// before or after [`attach`](Steering::attach); map updates take effect on the next frame.
+/// Dropping it closes the program and map file descriptors; an [`XdpLink`] still alive keeps the
+/// program (and its maps) running until the link is dropped too. (How the skeleton's descriptors
+/// become owned handles: see `prog.rs`.)
 #[derive(Debug)]
 pub struct Steering {
     prog: OwnedFd,
@@ -34,10 +28,18 @@ pub struct Steering {
     ports: MapHandle,
     config: MapHandle,
     counters: MapHandle,
+    /// What the `config` map holds. `set_config` and `set_loss` each change part of the one value,
+    /// so each writes the whole value from here, under this lock.
+    config_value: Mutex<ConfigValue>,
 }
 
-fn handle(map: &libbpf_rs::MapMut<'_>, name: &str) -> Result<MapHandle, Error> {
-    MapHandle::try_from(map).map_err(|e| Error::from_libbpf(format!("take the {name} map"), e))
+/// The value of the `config` map, as the Rust side knows it.
+#[derive(Debug, Clone, Copy, Default)]
+struct ConfigValue {
+    steer: SteerConfig,
+    drop_ppm: u32,
+    loss_generation: u32,
+    loss_seed: u64,
 }
 
 /// `struct port_key` of steer.h, laid out by the BTF-generated type.
@@ -50,29 +52,20 @@ fn port_key(proto: L4Proto, port: u16) -> [u8; size_of::<types::port_key>()] {
 }
 
 /// `struct steer_config` of steer.h, laid out by the BTF-generated type.
-fn config_value(cfg: &SteerConfig) -> [u8; size_of::<types::steer_config>()] {
+fn config_bytes(cfg: &ConfigValue) -> [u8; size_of::<types::steer_config>()] {
+    fn put(value: &mut [u8], at: usize, bytes: &[u8]) {
+        value[at..at + bytes.len()].copy_from_slice(bytes);
+    }
     let mut value = [0u8; size_of::<types::steer_config>()];
-    let at = offset_of!(types::steer_config, port_filter);
-    value[at..at + 4].copy_from_slice(&u32::from(cfg.port_filter).to_ne_bytes());
-    let at = offset_of!(types::steer_config, socks_per_queue);
-    value[at..at + 4].copy_from_slice(&cfg.socks_per_queue.to_ne_bytes());
+    let port_filter = u32::from(cfg.steer.port_filter);
+    put(&mut value, offset_of!(types::steer_config, port_filter), &port_filter.to_ne_bytes());
+    let spq = cfg.steer.socks_per_queue;
+    put(&mut value, offset_of!(types::steer_config, socks_per_queue), &spq.to_ne_bytes());
+    put(&mut value, offset_of!(types::steer_config, drop_ppm), &cfg.drop_ppm.to_ne_bytes());
+    let generation = cfg.loss_generation;
+    put(&mut value, offset_of!(types::steer_config, loss_generation), &generation.to_ne_bytes());
+    put(&mut value, offset_of!(types::steer_config, loss_seed), &cfg.loss_seed.to_ne_bytes());
     value
-}
-
-/// Send libbpf's messages to `log` instead of stderr, so that a failure reaches the user as one
-/// clear error from us rather than libbpf's lines followed by ours.
-fn route_libbpf_messages() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        fn print(level: libbpf_rs::PrintLevel, msg: String) {
-            let msg = msg.trim_end();
-            match level {
-                libbpf_rs::PrintLevel::Warn => log::warn!(target: "libbpf", "{msg}"),
-                _ => log::debug!(target: "libbpf", "{msg}"),
-            }
-        }
-        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, print)));
-    });
 }
 
 impl Steering {
@@ -81,32 +74,27 @@ impl Steering {
     /// Needs root, or CAP_BPF + CAP_NET_ADMIN. libbpf's own messages (a verifier rejection among
     /// them) go to the `log` crate: warnings at `warn`, the rest at `debug`.
     pub fn load() -> Result<Steering, Error> {
-        route_libbpf_messages();
+        prog::route_libbpf_messages();
         let mut storage = MaybeUninit::uninit();
         let open = SteerSkelBuilder::default()
             .open(&mut storage)
             .map_err(|e| Error::from_libbpf("open the XDP program", e))?;
         let skel = open.load().map_err(|e| Error::from_libbpf("load the XDP program", e))?;
-        let prog = skel
-            .progs
-            .xdp_steer
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::Bpf { action: "duplicate the program fd".into(), source: e })?;
         let maps = &skel.maps;
         Ok(Steering {
-            prog,
-            xsks: handle(&maps.xsks, "xsks")?,
-            addrs: handle(&maps.addrs, "addrs")?,
-            ports: handle(&maps.ports, "ports")?,
-            config: handle(&maps.config, "config")?,
-            counters: handle(&maps.counters, "counters")?,
+            prog: prog::program_fd(&skel.progs.xdp_steer)?,
+            xsks: map_handle(&maps.xsks, "xsks")?,
+            addrs: map_handle(&maps.addrs, "addrs")?,
+            ports: map_handle(&maps.ports, "ports")?,
+            config: map_handle(&maps.config, "config")?,
+            counters: map_handle(&maps.counters, "counters")?,
+            config_value: Mutex::new(ConfigValue::default()),
         })
         // `skel` (and with it the libbpf object in `storage`) is closed here; the kernel objects
         // live on through the duplicated descriptors.
     }
 
-    /// Set the port filter and the number of sockets per RX queue.
+    /// Set the port filter and the number of sockets per RX queue (the loss mode stays as it is).
     pub fn set_config(&self, cfg: &SteerConfig) -> Result<(), Error> {
         if cfg.socks_per_queue > abi::XSKMAP_SIZE {
             return Err(Error::InvalidArgument(format!(
@@ -115,9 +103,38 @@ impl Steering {
                 abi::XSKMAP_SIZE
             )));
         }
+        self.update_config(|value| value.steer = *cfg)
+    }
+
+    /// Loss mode, for tests: drop `drop_ppm` per million (0 to 1,000,000) of the frames that would
+    /// be steered to the stack, whether or not their XSKMAP slot holds a socket, and count them
+    /// `dropped`; 0 turns it off. Frames for the kernel are never dropped.
+    ///
+    /// Which frames are dropped is drawn from a random stream per CPU that starts from `seed` and
+    /// the CPU id, and restarts at every call, so the same seed replays the same pattern on each
+    /// CPU (BPF_PROG_TEST_RUN on a pinned thread, or traffic that one CPU handles). Interleaving
+    /// across CPUs follows the traffic.
+    pub fn set_loss(&self, drop_ppm: u32, seed: u64) -> Result<(), Error> {
+        abi::check_drop_ppm(drop_ppm)?;
+        self.update_config(|value| {
+            value.drop_ppm = drop_ppm;
+            value.loss_seed = seed;
+            value.loss_generation = abi::next_generation(value.loss_generation);
+        })
+    }
+
+    /// Change the `config` value with `change` and write all of it; kept only if the write worked.
+    fn update_config(&self, change: impl FnOnce(&mut ConfigValue)) -> Result<(), Error> {
+        // A panic elsewhere while holding the lock cannot leave the value half-changed (it is
+        // replaced whole, below), so a poisoned lock is still good.
+        let mut current = self.config_value.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut value = *current;
+        change(&mut value);
         self.config
-            .update(&0u32.to_ne_bytes(), &config_value(cfg), MapFlags::ANY)
-            .map_err(|e| Error::from_libbpf("update the config map", e))
+            .update(&0u32.to_ne_bytes(), &config_bytes(&value), MapFlags::ANY)
+            .map_err(|e| Error::from_libbpf("update the config map", e))?;
+        *current = value;
+        Ok(())
     }
 
     /// Claim `addr` for the stack (or replace its kind).
@@ -174,50 +191,26 @@ impl Steering {
 
     /// The counters, summed over CPUs.
     pub fn counters(&self) -> Result<SteerCounters, Error> {
-        let mut sums = [0u64; CTR_COUNT as usize];
-        for (index, sum) in (0u32..).zip(sums.iter_mut()) {
-            let per_cpu = self
-                .counters
-                .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
-                .map_err(|e| Error::from_libbpf("read the counters map", e))?
-                .unwrap_or_default();
-            *sum = per_cpu
-                .iter()
-                .filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes))
-                .fold(0, u64::wrapping_add);
-        }
+        let sums = prog::percpu_sums::<{ CTR_COUNT as usize }>(&self.counters)?;
         Ok(SteerCounters {
             steered: sums[CTR_STEERED as usize],
             passed: sums[CTR_PASSED as usize],
             malformed: sums[CTR_MALFORMED as usize],
             no_socket: sums[CTR_NO_SOCKET as usize],
+            dropped: sums[CTR_DROPPED as usize],
         })
     }
 
     /// The kernel's id of the loaded program (as `ip link` and `bpftool` show it).
     pub fn program_id(&self) -> Result<u32, Error> {
-        libbpf_rs::Program::id_from_fd(self.prog.as_fd())
-            .map_err(|e| Error::from_libbpf("query the program id", e))
+        prog::program_id(self.prog.as_fd())
     }
 
     /// Run the program once on `frame` without any interface (`BPF_PROG_TEST_RUN`), with the
-    /// maps as they are, and return its verdict. The frame arrives on RX queue 0. For tests.
+    /// maps as they are, and return its verdict. The frame arrives on RX queue 0, on the calling
+    /// thread's current CPU (which picks the loss mode's stream). For tests.
     pub fn test_run(&self, frame: &[u8]) -> Result<XdpAction, Error> {
-        let mut opts = libbpf_sys::bpf_test_run_opts {
-            sz: size_of::<libbpf_sys::bpf_test_run_opts>() as libbpf_sys::size_t,
-            data_in: frame.as_ptr().cast(),
-            data_size_in: u32::try_from(frame.len())
-                .map_err(|_| Error::InvalidArgument("test frame larger than 4 GiB".into()))?,
-            repeat: 1,
-            ..Default::default()
-        };
-        // Safety: `opts` is properly sized; `data_in` points to `data_size_in` readable bytes that
-        // outlive the call; no output buffers are given, so the kernel writes only into `opts`.
-        let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &mut opts) };
-        if rc < 0 {
-            return Err(Error::from_errno("test-run the XDP program", -rc));
-        }
-        Ok(XdpAction::from(opts.retval))
+        prog::test_run(self.prog.as_fd(), frame)
     }
 }
 

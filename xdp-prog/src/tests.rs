@@ -10,43 +10,43 @@ use std::net::Ipv4Addr;
 
 use crate::{AddrKind, Error, L4Proto, SteerConfig, SteerCounters, Steering, XdpAction};
 
-const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-const STACK: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
-const OTHER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 3);
+pub(super) const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub(super) const STACK: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+pub(super) const OTHER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 3);
 const BCAST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 255);
 const ALL_ONES: Ipv4Addr = Ipv4Addr::BROADCAST;
 
-const ETH_IPV4: u16 = 0x0800;
-const ETH_ARP: u16 = 0x0806;
-const ETH_IPV6: u16 = 0x86dd;
-const ICMP: u8 = 1;
-const TCP: u8 = 6;
-const UDP: u8 = 17;
+pub(super) const ETH_IPV4: u16 = 0x0800;
+pub(super) const ETH_ARP: u16 = 0x0806;
+pub(super) const ETH_IPV6: u16 = 0x86dd;
+pub(super) const ICMP: u8 = 1;
+pub(super) const TCP: u8 = 6;
+pub(super) const UDP: u8 = 17;
 const GRE: u8 = 47;
 const MF: u16 = 0x2000;
 
 /// Listed ports: UDP 7 and TCP 80.
-const UDP_LISTED: u16 = 7;
-const TCP_LISTED: u16 = 80;
-const UNLISTED: u16 = 9;
+pub(super) const UDP_LISTED: u16 = 7;
+pub(super) const TCP_LISTED: u16 = 80;
+pub(super) const UNLISTED: u16 = 9;
 
 // ---- frame builders (checksums are not looked at by the program) ----
 
-fn eth(ether_type: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn eth(ether_type: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
     f.extend_from_slice(&ether_type.to_be_bytes());
     f.extend_from_slice(payload);
     f
 }
 
-fn vlan(ether_type: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn vlan(ether_type: u16, payload: &[u8]) -> Vec<u8> {
     let mut tagged = vec![0x00, 0x05]; // VLAN 5
     tagged.extend_from_slice(&ether_type.to_be_bytes());
     tagged.extend_from_slice(payload);
     eth(0x8100, &tagged)
 }
 
-fn arp(htype: u16, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+pub(super) fn arp(htype: u16, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
     let mut a = Vec::with_capacity(28);
     a.extend_from_slice(&htype.to_be_bytes());
     a.extend_from_slice(&ETH_IPV4.to_be_bytes());
@@ -59,7 +59,14 @@ fn arp(htype: u16, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 }
 
 /// An IPv4 header (IHL 5 plus `options`, which must be a multiple of 4 bytes) and payload.
-fn ipv4_with(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, frag: u16, options: &[u8], payload: &[u8]) -> Vec<u8> {
+pub(super) fn ipv4_with(
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    frag: u16,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
     let ihl = 5 + options.len() / 4;
     let total = (ihl * 4 + payload.len()) as u16;
     let mut p = vec![0x40 | ihl as u8, 0];
@@ -74,11 +81,11 @@ fn ipv4_with(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, frag: u16, options: &[u8],
     p
 }
 
-fn ipv4(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
+pub(super) fn ipv4(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
     ipv4_with(proto, src, dst, 0, &[], payload)
 }
 
-fn udp(src_port: u16, dst_port: u16) -> Vec<u8> {
+pub(super) fn udp(src_port: u16, dst_port: u16) -> Vec<u8> {
     let mut u = Vec::new();
     u.extend_from_slice(&src_port.to_be_bytes());
     u.extend_from_slice(&dst_port.to_be_bytes());
@@ -86,7 +93,7 @@ fn udp(src_port: u16, dst_port: u16) -> Vec<u8> {
     u
 }
 
-fn tcp(src_port: u16, dst_port: u16) -> Vec<u8> {
+pub(super) fn tcp(src_port: u16, dst_port: u16) -> Vec<u8> {
     let mut t = Vec::new();
     t.extend_from_slice(&src_port.to_be_bytes());
     t.extend_from_slice(&dst_port.to_be_bytes());
@@ -94,7 +101,7 @@ fn tcp(src_port: u16, dst_port: u16) -> Vec<u8> {
     t
 }
 
-fn icmp(icmp_type: u8, body: &[u8]) -> Vec<u8> {
+pub(super) fn icmp(icmp_type: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![icmp_type, 0, 0, 0, 0, 0, 0, 0];
     m.extend_from_slice(body);
     m
@@ -107,18 +114,18 @@ fn icmp_error(icmp_type: u8, quoted_proto: u8, src_port: u16, dst_port: u16) -> 
     eth(ETH_IPV4, &ipv4(ICMP, PEER, STACK, &icmp(icmp_type, &quoted)))
 }
 
-fn udp_frame(dst: Ipv4Addr, dst_port: u16) -> Vec<u8> {
+pub(super) fn udp_frame(dst: Ipv4Addr, dst_port: u16) -> Vec<u8> {
     eth(ETH_IPV4, &ipv4(UDP, PEER, dst, &udp(40000, dst_port)))
 }
 
-fn tcp_frame(dst: Ipv4Addr, dst_port: u16) -> Vec<u8> {
+pub(super) fn tcp_frame(dst: Ipv4Addr, dst_port: u16) -> Vec<u8> {
     eth(ETH_IPV4, &ipv4(TCP, PEER, dst, &tcp(40000, dst_port)))
 }
 
 // ---- harness ----
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
+pub(super) enum Expect {
     /// Chosen for the stack (with an empty XSKMAP: passed and counted `no_socket`).
     Steer,
     /// Passed to the kernel on purpose.
@@ -128,7 +135,7 @@ enum Expect {
 }
 
 /// A loaded program knowing STACK (unicast), BCAST and 255.255.255.255 (broadcast), UDP 7, TCP 80.
-fn steering(port_filter: bool) -> Steering {
+pub(super) fn steering(port_filter: bool) -> Steering {
     let s = Steering::load().expect("load the XDP program (tests run as root)");
     s.set_config(&SteerConfig { port_filter, socks_per_queue: 1 }).unwrap();
     s.add_addr(STACK, AddrKind::Unicast).unwrap();
@@ -140,7 +147,7 @@ fn steering(port_filter: bool) -> Steering {
 }
 
 #[track_caller]
-fn check(s: &Steering, what: &str, frame: &[u8], expect: Expect) {
+pub(super) fn check(s: &Steering, what: &str, frame: &[u8], expect: Expect) {
     let before = s.counters().unwrap();
     let action = s.test_run(frame).unwrap();
     let delta = s.counters().unwrap().since(&before);
@@ -150,6 +157,7 @@ fn check(s: &Steering, what: &str, frame: &[u8], expect: Expect) {
         passed: 1,
         malformed: u64::from(expect == Expect::Malformed),
         no_socket: u64::from(expect == Expect::Steer),
+        dropped: 0,
     };
     assert_eq!(delta, want, "{what}: expected {expect:?}");
 }

@@ -11,7 +11,9 @@
  *   - IPv4 to a broadcast address of the stack: unfragmented UDP to a listed port.
  * The socket is slot rx_queue_index * socks_per_queue + flow_hash % socks_per_queue (see steer.h).
  * A frame too short for the headers the decision needs is counted MALFORMED and passed (the kernel
- * drops it). Nothing here drops or modifies a frame.
+ * drops it). Nothing here modifies a frame, and nothing is dropped unless the loss mode is on
+ * (steer_config.drop_ppm, for tests): then a seeded fraction of the frames that would be steered
+ * is dropped and counted DROPPED (loss.h). Frames for the kernel are never dropped.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -22,10 +24,11 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "loss.h"
+#include "parse.h"
 #include "steer.h"
 
 /* Not in the uapi headers used here. */
-#define ETH_P_8021Q_TAG 0x8100 /* IEEE 802.1Q */
 #define ARP_HTYPE_ETHER 1      /* RFC 826 hardware type for Ethernet */
 #define IP_MF 0x2000           /* RFC 791: more fragments */
 #define IP_OFFSET 0x1fff       /* RFC 791: fragment offset, in 8-byte units */
@@ -68,17 +71,13 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* A cursor over the frame. Each parse_* helper checks that its header lies inside the frame, moves
- * the cursor past it and returns it, or returns NULL (cursor unchanged) when the frame is too short. */
-struct hdr_cursor {
-	void *pos;
-	void *end;
-};
-
-struct vlan_tag {
-	__be16 tci;
-	__be16 ether_type;
-};
+/* The loss mode's random stream, one per CPU (loss.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct loss_state);
+} loss_states SEC(".maps");
 
 /* RFC 826 for hardware type Ethernet and protocol type IPv4: 28 bytes. */
 struct arp_ipv4 {
@@ -121,49 +120,6 @@ enum verdict {
 	VERDICT_MALFORMED,
 	VERDICT_STEER,
 };
-
-static __always_inline void *cursor_take(struct hdr_cursor *c, __u32 len)
-{
-	void *hdr = c->pos;
-
-	if (hdr + len > c->end)
-		return NULL;
-	c->pos = hdr + len;
-	return hdr;
-}
-
-/* Ethernet II with at most one 802.1Q tag; returns the inner EtherType in host order, or -1. */
-static __always_inline int parse_ethhdr(struct hdr_cursor *c)
-{
-	struct ethhdr *eth = cursor_take(c, sizeof(*eth));
-	struct vlan_tag *tag;
-
-	if (!eth)
-		return -1;
-	if (eth->h_proto != bpf_htons(ETH_P_8021Q_TAG))
-		return bpf_ntohs(eth->h_proto);
-	tag = cursor_take(c, sizeof(*tag));
-	if (!tag)
-		return -1;
-	return bpf_ntohs(tag->ether_type);
-}
-
-/* An IPv4 header with its options: version 4, IHL >= 5, all of it inside the frame. */
-static __always_inline struct iphdr *parse_iphdr(struct hdr_cursor *c)
-{
-	struct iphdr *iph = c->pos;
-	__u32 len;
-
-	if ((void *)(iph + 1) > c->end)
-		return NULL;
-	if (iph->version != 4 || iph->ihl < 5)
-		return NULL;
-	len = iph->ihl * 4;
-	if (c->pos + len > c->end)
-		return NULL;
-	c->pos += len;
-	return iph;
-}
 
 /* The ports of a TCP or UDP header, requiring the whole fixed header (20 or 8 bytes). */
 static __always_inline struct l4_ports *parse_l4hdr(struct hdr_cursor *c, __u8 proto)
@@ -288,6 +244,21 @@ static __always_inline enum verdict decide_ipv4(struct hdr_cursor *c,
 	return VERDICT_PASS;
 }
 
+/* Loss mode: whether to drop a frame that would be steered. */
+static __always_inline int loss_drops(const struct steer_config *cfg)
+{
+	__u32 zero = 0;
+	struct loss_state *st;
+
+	if (!cfg->drop_ppm)
+		return 0;
+	st = bpf_map_lookup_elem(&loss_states, &zero);
+	if (!st) /* cannot happen: a per-CPU array slot always exists */
+		return 0;
+	return loss_draw(st, cfg->drop_ppm, cfg->loss_seed, cfg->loss_generation,
+			 bpf_get_smp_processor_id());
+}
+
 static __always_inline int steer(struct xdp_md *ctx, const struct steer_config *cfg,
 				 const struct flow *f)
 {
@@ -329,8 +300,13 @@ int xdp_steer(struct xdp_md *ctx)
 	else if (ether_type == ETH_P_IP)
 		verdict = decide_ipv4(&c, cfg, &f);
 
-	if (verdict == VERDICT_STEER)
+	if (verdict == VERDICT_STEER) {
+		if (loss_drops(cfg)) {
+			count(STEER_CTR_DROPPED);
+			return XDP_DROP;
+		}
 		return steer(ctx, cfg, &f);
+	}
 	if (verdict == VERDICT_MALFORMED)
 		count(STEER_CTR_MALFORMED);
 pass:

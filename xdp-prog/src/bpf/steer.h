@@ -34,11 +34,16 @@ struct port_key {
 	__u8 pad;    /* always 0 */
 };
 
-/* The single value of the `config` array. Fields are only ever appended (a seeded drop fraction
- * for loss injection is the expected next one), so an all-zero tail keeps the old behaviour. */
+/* The single value of the `config` array. Fields are only ever appended, so an all-zero tail keeps
+ * the old behaviour. */
 struct steer_config {
 	__u32 port_filter;     /* 0: the stack owns its addresses; 1: it shares them with the kernel */
 	__u32 socks_per_queue; /* AF_XDP sockets per RX queue; 0 means 1 */
+	/* Loss mode (tests): drop this many per million of the frames that would be steered, drawn
+	 * from seeded per-CPU streams (loss.h). 0: no loss. */
+	__u32 drop_ppm;
+	__u32 loss_generation; /* bumped by user space on every loss change: restarts the streams */
+	__u64 loss_seed;       /* seed of the streams */
 };
 
 /* Indices of the per-CPU `counters` array (u64 each). */
@@ -47,7 +52,8 @@ enum steer_counter {
 	STEER_CTR_PASSED = 1,    /* every XDP_PASS, whatever the reason */
 	STEER_CTR_MALFORMED = 2, /* too short (or bad) for the headers the decision needs */
 	STEER_CTR_NO_SOCKET = 3, /* meant for the stack, but its XSKMAP slot was empty */
-	STEER_CTR_COUNT = 4,
+	STEER_CTR_DROPPED = 4,   /* meant for the stack, dropped by the loss mode (XDP_DROP) */
+	STEER_CTR_COUNT = 5,
 };
 
 /* The 32-bit finaliser of MurmurHash3 (public domain): every input bit flips each output bit with
