@@ -1,0 +1,536 @@
+//! One test per state and event (`test_<state>_<event>`), with hand-written segments.
+
+use std::time::{Duration, Instant};
+
+use super::harness::*;
+use crate::tcp::listen::reset_for;
+use crate::tcp::{Keepalive, State, TcpConfig, TcpError};
+use crate::wire::{TcpFlags, TcpRepr, TcpSeqNumber as Seq};
+
+const SYN: TcpFlags = TcpFlags::SYN;
+const FIN: TcpFlags = TcpFlags::FIN;
+const RST: TcpFlags = TcpFlags::RST;
+const PSH: TcpFlags = TcpFlags::PSH;
+
+/// SYN-ACK from the peer answering our SYN.
+fn syn_ack() -> TcpRepr {
+    TcpRepr { seq: REMOTE_ISS, ack: Some(LOCAL_ISS + 1), flags: SYN, max_seg_size: Some(1460), ..TEMPLATE }
+}
+
+/// An ACK from the peer, at its next sequence number.
+fn ack(ack: Seq) -> TcpRepr {
+    TcpRepr { seq: REMOTE_ISS + 1, ack: Some(ack), ..TEMPLATE }
+}
+
+fn synsent(now: Instant, config: TcpConfig) -> Endpoint {
+    let mut ep = Endpoint::connect(now, config, params(LOCAL, REMOTE), LOCAL_ISS, 1 << 16);
+    let (syn, _) = one(ep.output(now));
+    assert_eq!(syn.flags, SYN);
+    ep
+}
+
+fn established(now: Instant) -> Endpoint {
+    established_with(now, plain_config())
+}
+
+fn established_with(now: Instant, config: TcpConfig) -> Endpoint {
+    let mut ep = synsent(now, config);
+    ep.conn.on_segment(now, &syn_ack(), &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 1));
+    ep
+}
+
+/// Establish and send `data`; returns the segments that went out.
+fn send(ep: &mut Endpoint, now: Instant, data: &[u8]) -> Vec<(TcpRepr, Vec<u8>)> {
+    assert_eq!(ep.app_tx.write(data), data.len());
+    ep.conn.on_app_activity(now);
+    ep.output(now)
+}
+
+#[test]
+fn test_closed_segment_gets_reset() {
+    let syn = TcpRepr { seq: Seq(100), flags: SYN, ..TEMPLATE };
+    let r = reset_for(&syn, 0).unwrap();
+    assert_eq!((r.seq, r.ack, r.flags), (Seq(0), Some(Seq(101)), RST));
+    let a = TcpRepr { seq: Seq(100), ack: Some(Seq(777)), ..TEMPLATE };
+    let r = reset_for(&a, 10).unwrap();
+    assert_eq!((r.seq, r.ack, r.flags), (Seq(777), None, RST));
+    assert_eq!(reset_for(&TcpRepr { flags: RST, ..TEMPLATE }, 0), None, "a RST is never answered");
+}
+
+#[test]
+fn test_syn_sent_syn_ack_establishes() {
+    let now = Instant::now();
+    let mut ep = synsent(now, plain_config());
+    assert_eq!(ep.conn.state(), State::SynSent);
+    ep.conn.on_segment(now + Duration::from_millis(10), &syn_ack(), &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+    let (a, _) = one(ep.output(now));
+    assert_eq!((a.seq, a.ack, a.flags), (LOCAL_ISS + 1, Some(REMOTE_ISS + 1), TcpFlags::NONE));
+    assert_eq!(ep.conn.info().rtt_us, 10_000, "the SYN was timed");
+    assert_eq!(ep.conn.poll_timeout(), None, "no timer while idle");
+}
+
+#[test]
+fn test_syn_sent_rst_with_acceptable_ack_refuses() {
+    let now = Instant::now();
+    let mut ep = synsent(now, plain_config());
+    ep.conn.on_segment(now, &TcpRepr { seq: Seq(0), ack: Some(LOCAL_ISS + 1), flags: RST, ..TEMPLATE }, &[]);
+    assert_eq!(ep.conn.state(), State::Closed);
+    assert_eq!(ep.conn.error(), Some(TcpError::Refused));
+    assert!(ep.output(now).is_empty());
+}
+
+#[test]
+fn test_syn_sent_rst_without_ack_is_ignored() {
+    let now = Instant::now();
+    let mut ep = synsent(now, plain_config());
+    ep.conn.on_segment(now, &TcpRepr { seq: Seq(0), flags: RST, ..TEMPLATE }, &[]);
+    assert_eq!(ep.conn.state(), State::SynSent);
+}
+
+#[test]
+fn test_syn_sent_unacceptable_ack_gets_reset() {
+    let now = Instant::now();
+    let mut ep = synsent(now, plain_config());
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS, ack: Some(Seq(9)), flags: SYN, ..TEMPLATE }, &[]);
+    assert_eq!(ep.conn.state(), State::SynSent);
+    let (r, _) = one(ep.output(now));
+    assert_eq!((r.seq, r.ack, r.flags), (Seq(9), None, RST));
+}
+
+#[test]
+fn test_syn_sent_syn_is_a_simultaneous_open() {
+    let now = Instant::now();
+    let mut ep = synsent(now, plain_config());
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS, flags: SYN, ..TEMPLATE }, &[]);
+    assert_eq!(ep.conn.state(), State::SynReceived);
+    let (sa, _) = one(ep.output(now));
+    assert_eq!((sa.seq, sa.ack, sa.flags), (LOCAL_ISS, Some(REMOTE_ISS + 1), SYN));
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 1), &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+}
+
+#[test]
+fn test_syn_sent_timeout_retransmits_with_backoff_then_gives_up() {
+    let t0 = Instant::now();
+    let mut ep = synsent(t0, plain_config());
+    let mut sends = vec![t0];
+    while let Some(t) = ep.conn.poll_timeout() {
+        ep.conn.on_timeout(t);
+        if !ep.output(t).is_empty() {
+            sends.push(t);
+        }
+    }
+    assert_eq!(sends.len(), 7, "the SYN and 6 retransmissions (tcp_syn_retries)");
+    let gaps: Vec<u64> = sends.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+    assert_eq!(gaps, vec![1, 2, 4, 8, 16, 32]);
+    assert_eq!(ep.conn.state(), State::Closed);
+    assert_eq!(ep.conn.error(), Some(TcpError::TimedOut));
+}
+
+#[test]
+fn test_syn_received_ack_establishes_and_bad_ack_resets() {
+    let now = Instant::now();
+    let syn = TcpRepr {
+        src_port: 4000,
+        dst_port: 80,
+        seq: Seq(300),
+        flags: SYN,
+        max_seg_size: Some(1400),
+        ..TEMPLATE
+    };
+    let mut ep = Endpoint::accept(now, plain_config(), params(REMOTE, LOCAL), Seq(9000), &syn, 1 << 16);
+    assert_eq!(ep.conn.state(), State::SynReceived);
+    let (sa, _) = one(ep.output(now));
+    assert_eq!((sa.seq, sa.ack, sa.flags, sa.max_seg_size), (Seq(9000), Some(Seq(301)), SYN, Some(1460)));
+    // A wrong ACK gets a reset and changes nothing.
+    ep.conn.on_segment(now, &TcpRepr { seq: Seq(301), ack: Some(Seq(12345)), ..TEMPLATE }, &[]);
+    let (r, _) = one(ep.output(now));
+    assert_eq!((r.seq, r.flags), (Seq(12345), RST));
+    assert_eq!(ep.conn.state(), State::SynReceived);
+    // A duplicate SYN gets the SYN-ACK again.
+    ep.conn.on_segment(now, &syn, &[]);
+    let (sa2, _) = one(ep.output(now));
+    assert_eq!(sa2.flags, SYN);
+    ep.conn.on_segment(now, &TcpRepr { seq: Seq(301), ack: Some(Seq(9001)), ..TEMPLATE }, &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+    assert_eq!(ep.conn.smss(), 1400, "the peer's MSS");
+}
+
+#[test]
+fn test_syn_received_rst_closes_quietly() {
+    let now = Instant::now();
+    let syn = TcpRepr { seq: Seq(300), flags: SYN, ..TEMPLATE };
+    let mut ep = Endpoint::accept(now, plain_config(), params(REMOTE, LOCAL), Seq(9000), &syn, 1 << 16);
+    ep.output(now);
+    ep.conn.on_segment(now, &TcpRepr { seq: Seq(301), flags: RST, ..TEMPLATE }, &[]);
+    assert_eq!(ep.conn.state(), State::Closed);
+    assert_eq!(ep.conn.error(), None, "a half-open connection from a listener goes without an error");
+}
+
+#[test]
+fn test_established_in_order_data_gets_a_delayed_ack() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.conn.on_segment(now, &TcpRepr { payload_len: 100, ..ack(LOCAL_ISS + 1) }, &[7u8; 100]);
+    assert_eq!(ep.read_all(), vec![7u8; 100]);
+    assert!(ep.output(now).is_empty(), "the ACK waits");
+    let t = ep.conn.poll_timeout().unwrap();
+    assert_eq!(t - now, Duration::from_millis(40));
+    ep.conn.on_timeout(t);
+    let (a, _) = one(ep.output(t));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 101));
+}
+
+#[test]
+fn test_established_second_segment_is_acked_at_once() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    let s1 = TcpRepr { seq: REMOTE_ISS + 1, ..ack(LOCAL_ISS + 1) };
+    let s2 = TcpRepr { seq: REMOTE_ISS + 1461, ..ack(LOCAL_ISS + 1) };
+    ep.conn.on_segment(now, &s1, &[1u8; 1460]);
+    ep.conn.on_segment(now, &s2, &[2u8; 1460]);
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 2921));
+}
+
+#[test]
+fn test_established_out_of_order_data_is_acked_at_once_and_held() {
+    let now = Instant::now();
+    let mut ep =
+        established_with(now, TcpConfig { timestamps: false, window_scaling: false, ..TcpConfig::default() });
+    // SACK was offered by us but the template SYN-ACK did not permit it: no SACK blocks.
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 101, ..ack(LOCAL_ISS + 1) }, &[2u8; 100]);
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 1), "a duplicate ACK");
+    assert!(ep.read_all().is_empty());
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 1, ..ack(LOCAL_ISS + 1) }, &[1u8; 100]);
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 201), "the gap filled: ACK at once, covering both");
+    let got = ep.read_all();
+    assert_eq!(got.len(), 200);
+    assert!(got[..100].iter().all(|b| *b == 1) && got[100..].iter().all(|b| *b == 2));
+}
+
+#[test]
+fn test_established_out_of_order_data_reports_sack_blocks() {
+    let now = Instant::now();
+    let mut ep = synsent(now, TcpConfig { timestamps: false, window_scaling: false, ..TcpConfig::default() });
+    ep.conn.on_segment(now, &TcpRepr { sack_permitted: true, ..syn_ack() }, &[]);
+    ep.output(now);
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 201, ..ack(LOCAL_ISS + 1) }, &[2u8; 100]);
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 501, ..ack(LOCAL_ISS + 1) }, &[3u8; 100]);
+    let out = ep.output(now);
+    let last = &out.last().unwrap().0;
+    let b = |l: usize, r: usize| Some(((REMOTE_ISS + l).0, (REMOTE_ISS + r).0));
+    assert_eq!(last.sack_ranges, [b(501, 601), b(201, 301), None], "most recent block first (RFC 2018)");
+}
+
+#[test]
+fn test_established_rst_in_window_gets_a_challenge_ack_and_exact_rst_resets() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 100, flags: RST, ..TEMPLATE }, &[]);
+    assert_eq!(ep.conn.state(), State::Established, "RFC 5961: not exactly rcv_nxt");
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 1));
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 1_000_000, flags: RST, ..TEMPLATE }, &[]);
+    assert!(ep.output(now).is_empty(), "outside the window: silently dropped");
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 1, flags: RST, ..TEMPLATE }, &[]);
+    assert_eq!(ep.conn.state(), State::Closed);
+    assert_eq!(ep.conn.error(), Some(TcpError::Reset));
+    assert_eq!(ep.counters.tcp_estab_resets.get(), 1);
+}
+
+#[test]
+fn test_established_syn_gets_a_challenge_ack() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 50, flags: SYN, ..TEMPLATE }, &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+    let (a, _) = one(ep.output(now));
+    assert_eq!((a.flags, a.ack), (TcpFlags::NONE, Some(REMOTE_ISS + 1)));
+    assert_eq!(ep.counters.tcp_challenge_ack.get(), 1);
+}
+
+#[test]
+fn test_established_ack_of_unsent_data_gets_a_challenge_and_is_ignored() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    send(&mut ep, now, b"hello");
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 5000), &[]);
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 1));
+    assert_eq!(ep.conn.flight(), 5, "nothing was acknowledged");
+}
+
+#[test]
+fn test_established_challenge_acks_are_rate_limited() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    for i in 0..300 {
+        ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 10 + i, flags: RST, ..TEMPLATE }, &[]);
+        ep.output(now);
+    }
+    assert_eq!(ep.counters.tcp_challenge_ack.get(), 100);
+}
+
+#[test]
+fn test_established_old_timestamp_is_dropped_by_paws() {
+    let now = Instant::now();
+    let mut ep = synsent(now, TcpConfig { sack: false, window_scaling: false, ..TcpConfig::default() });
+    ep.conn.on_segment(now, &TcpRepr { timestamp: Some((1000, 0)), ..syn_ack() }, &[]);
+    ep.output(now);
+    let seg = |ts: u32, seq: usize| TcpRepr {
+        seq: REMOTE_ISS + seq,
+        timestamp: Some((ts, 0)),
+        ..ack(LOCAL_ISS + 1)
+    };
+    ep.conn.on_segment(now, &seg(1010, 1), &[1u8; 10]);
+    assert_eq!(ep.read_all().len(), 10);
+    ep.conn.on_segment(now, &seg(900, 11), &[2u8; 10]);
+    assert!(ep.read_all().is_empty(), "older than TS.Recent: dropped");
+    assert_eq!(ep.counters.tcp_paws_estab.get(), 1);
+    assert!(!ep.output(now).is_empty(), "and acknowledged");
+}
+
+#[test]
+fn test_established_data_and_ack_flow() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    let out = send(&mut ep, now, &[9u8; 4000]);
+    let lens: Vec<usize> = out.iter().map(|(r, _)| r.payload_len).collect();
+    assert_eq!(lens, vec![1460, 1460, 1080], "IW10 lets all of it go");
+    assert!(out.last().unwrap().0.flags.contains(PSH));
+    assert_eq!(out[1].0.seq, LOCAL_ISS + 1461);
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 4001), &[]);
+    assert_eq!(ep.conn.flight(), 0);
+    assert_eq!(ep.conn.poll_timeout(), None, "retransmission timer stopped");
+    assert_eq!(ep.conn.info().bytes_acked, 4000);
+}
+
+#[test]
+fn test_established_nagle_holds_small_segments_and_nodelay_does_not() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    assert_eq!(send(&mut ep, now, b"a").len(), 1);
+    assert!(send(&mut ep, now, b"b").is_empty(), "Nagle: unacknowledged data outstanding");
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 2), &[]);
+    let (s, p) = one(ep.output(now));
+    assert_eq!((s.seq, p.as_slice()), (LOCAL_ISS + 2, &b"b"[..]));
+    ep.conn.set_nodelay(true);
+    assert_eq!(send(&mut ep, now, b"c").len(), 1, "nodelay");
+}
+
+#[test]
+fn test_established_timeout_retransmits_and_backs_off_then_gives_up() {
+    let t0 = Instant::now();
+    let mut ep = established(t0);
+    send(&mut ep, t0, b"lost forever");
+    let mut resends = 0;
+    let mut last = t0;
+    while let Some(t) = ep.conn.poll_timeout() {
+        ep.conn.on_timeout(t);
+        let out = ep.output(t);
+        if !out.is_empty() {
+            assert_eq!(out[0].0.seq, LOCAL_ISS + 1);
+            assert_eq!(out[0].1, b"lost forever");
+            resends += 1;
+            assert!(t - last >= Duration::from_millis(200));
+            last = t;
+        }
+    }
+    assert_eq!(resends, 15, "tcp_retries2");
+    assert_eq!(ep.conn.state(), State::Closed);
+    assert_eq!(ep.conn.error(), Some(TcpError::TimedOut));
+}
+
+#[test]
+fn test_established_three_duplicate_acks_start_fast_retransmit() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    let out = send(&mut ep, now, &[5u8; 1460 * 8]);
+    assert_eq!(out.len(), 8);
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 1461), &[]);
+    for _ in 0..2 {
+        ep.conn.on_segment(now, &ack(LOCAL_ISS + 1461), &[]);
+        assert!(ep.output(now).iter().all(|(r, _)| r.seq != LOCAL_ISS + 1461), "not yet");
+    }
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 1461), &[]);
+    let out = ep.output(now);
+    assert_eq!(out[0].0.seq, LOCAL_ISS + 1461, "the third duplicate retransmits the hole");
+    assert_eq!(ep.counters.tcp_fast_retrans.get(), 1);
+    assert_eq!(ep.counters.tcp_retrans_segs.get(), 1);
+    // A partial ACK (NewReno, no SACK): the next hole goes at once.
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 2921), &[]);
+    let out = ep.output(now);
+    assert_eq!(out[0].0.seq, LOCAL_ISS + 2921);
+    // Everything acknowledged: recovery ends.
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 1 + 1460 * 8), &[]);
+    assert_eq!(ep.conn.flight(), 0);
+}
+
+#[test]
+fn test_established_zero_window_is_probed() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.conn.on_segment(now, &TcpRepr { window_len: 0, ..ack(LOCAL_ISS + 1) }, &[]);
+    assert!(send(&mut ep, now, b"waiting").is_empty(), "nothing fits a zero window");
+    let t = ep.conn.poll_timeout().expect("persist timer");
+    ep.conn.on_timeout(t);
+    let (probe, p) = one(ep.output(t));
+    assert_eq!((probe.seq, p.len()), (LOCAL_ISS, 0), "an old sequence number asks for an ACK");
+    let t2 = ep.conn.poll_timeout().unwrap();
+    assert!(t2 - t > t - now, "persist backs off");
+    ep.conn.on_segment(t2, &TcpRepr { window_len: 1000, ..ack(LOCAL_ISS + 1) }, &[]);
+    let (d, p) = one(ep.output(t2));
+    assert_eq!((d.seq, p.as_slice()), (LOCAL_ISS + 1, &b"waiting"[..]));
+}
+
+#[test]
+fn test_established_close_sends_fin_and_walks_to_time_wait() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.app_tx.close();
+    ep.conn.on_app_activity(now);
+    assert_eq!(ep.conn.state(), State::FinWait1);
+    let (f, _) = one(ep.output(now));
+    assert_eq!((f.seq, f.flags), (LOCAL_ISS + 1, FIN));
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 2), &[]);
+    assert_eq!(ep.conn.state(), State::FinWait2);
+    ep.conn.on_segment(now, &TcpRepr { flags: FIN, ..ack(LOCAL_ISS + 2) }, &[]);
+    assert_eq!(ep.conn.state(), State::TimeWait);
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 2));
+    assert_eq!(ep.conn.poll_timeout(), Some(now + Duration::from_secs(60)), "2 MSL");
+    // A retransmitted FIN is acknowledged again and restarts the wait.
+    let later = now + Duration::from_secs(10);
+    ep.conn.on_segment(later, &TcpRepr { flags: FIN, ..ack(LOCAL_ISS + 2) }, &[]);
+    assert_eq!(one(ep.output(later)).0.ack, Some(REMOTE_ISS + 2));
+    assert_eq!(ep.conn.poll_timeout(), Some(later + Duration::from_secs(60)));
+    ep.conn.on_timeout(later + Duration::from_secs(60));
+    assert!(ep.conn.is_finished());
+    assert_eq!(ep.conn.error(), None);
+}
+
+#[test]
+fn test_fin_wait_1_fin_before_ack_is_a_simultaneous_close() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.app_tx.close();
+    ep.conn.on_app_activity(now);
+    ep.output(now);
+    ep.conn.on_segment(now, &TcpRepr { flags: FIN, ..ack(LOCAL_ISS + 1) }, &[]);
+    assert_eq!(ep.conn.state(), State::Closing);
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 2, ..ack(LOCAL_ISS + 2) }, &[]);
+    assert_eq!(ep.conn.state(), State::TimeWait);
+}
+
+#[test]
+fn test_established_peer_fin_half_closes_and_we_can_still_send() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.conn.on_segment(now, &TcpRepr { flags: FIN, payload_len: 3, ..ack(LOCAL_ISS + 1) }, b"bye");
+    assert_eq!(ep.conn.state(), State::CloseWait);
+    assert_eq!(ep.read_all(), b"bye");
+    assert!(ep.app_rx.is_closed(), "end of stream");
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 5));
+    let out = send(&mut ep, now, b"still talking");
+    assert_eq!(out[0].1, b"still talking");
+    ep.app_tx.close();
+    ep.conn.on_app_activity(now);
+    assert_eq!(ep.conn.state(), State::LastAck);
+    let out = ep.output(now);
+    assert!(out.iter().any(|(r, _)| r.flags.contains(FIN)));
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 5, ..ack(LOCAL_ISS + 15) }, &[]);
+    assert_eq!(ep.conn.state(), State::Closed);
+    assert!(ep.conn.is_finished());
+}
+
+#[test]
+fn test_established_out_of_order_fin_waits_for_the_gap() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 11, flags: FIN, ..ack(LOCAL_ISS + 1) }, b"end");
+    assert_eq!(ep.conn.state(), State::Established);
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 1, ..ack(LOCAL_ISS + 1) }, b"0123456789");
+    assert_eq!(ep.conn.state(), State::CloseWait);
+    assert_eq!(ep.read_all(), b"0123456789end");
+}
+
+#[test]
+fn test_established_abort_sends_rst() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.conn.abort(now);
+    let (r, _) = one(ep.output(now));
+    assert!(r.flags.contains(RST));
+    assert_eq!(r.seq, LOCAL_ISS + 1);
+    assert!(ep.conn.is_finished());
+    assert_eq!(ep.conn.error(), Some(TcpError::Aborted));
+}
+
+#[test]
+fn test_established_close_with_unread_data_resets() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 1), b"never read");
+    ep.output(now);
+    ep.app_rx.close();
+    ep.app_tx.close();
+    ep.conn.on_app_activity(now);
+    let out = ep.output(now);
+    assert!(out.iter().any(|(r, _)| r.flags.contains(RST)), "{out:?}");
+    assert_eq!(ep.counters.tcp_abort_on_close.get(), 1);
+}
+
+#[test]
+fn test_established_keepalive_probes_then_times_out() {
+    let t0 = Instant::now();
+    let mut ep = established(t0);
+    let k = Keepalive { idle: Duration::from_secs(10), interval: Duration::from_secs(2), count: 3 };
+    ep.conn.set_keepalive(t0, Some(k));
+    let mut probes = Vec::new();
+    while let Some(t) = ep.conn.poll_timeout() {
+        ep.conn.on_timeout(t);
+        for (r, p) in ep.output(t) {
+            assert_eq!((r.seq, p.len()), (LOCAL_ISS, 0));
+            probes.push((t - t0).as_secs());
+        }
+    }
+    assert_eq!(probes, vec![10, 12, 14]);
+    assert_eq!(ep.conn.error(), Some(TcpError::TimedOut));
+}
+
+#[test]
+fn test_established_window_follows_the_receive_buffer() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    // 65536-byte buffer; the peer fills most of it.
+    for i in 0..40 {
+        ep.conn.on_segment(
+            now,
+            &TcpRepr { seq: REMOTE_ISS + 1 + i * 1460, ..ack(LOCAL_ISS + 1) },
+            &[0u8; 1460],
+        );
+    }
+    let out = ep.output(now);
+    let w = out.last().unwrap().0.window_len as usize;
+    // The unscaled window field tops out at 65535.
+    assert_eq!(w, 65535 - 40 * 1460);
+    // Reading a little does not re-open the window (receiver SWS avoidance) ...
+    let mut small = [0u8; 100];
+    ep.app_rx.read(&mut small);
+    ep.conn.on_app_activity(now);
+    assert!(ep.output(now).is_empty());
+    // ... reading a lot does, with a window update.
+    let mut big = vec![0u8; 20_000];
+    ep.app_rx.read(&mut big);
+    ep.conn.on_app_activity(now);
+    let (u, _) = one(ep.output(now));
+    assert_eq!(u.window_len as usize, 65536 - 40 * 1460 + 20_100);
+}
