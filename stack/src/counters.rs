@@ -169,6 +169,57 @@ define_counters! {
     /// UDP datagrams sent.
     udp_out_datagrams => "UdpOutDatagrams",
 
+    /// TCP connections opened actively (RFC 4022 tcpActiveOpens).
+    tcp_active_opens => "TcpActiveOpens",
+    /// TCP connections opened passively.
+    tcp_passive_opens => "TcpPassiveOpens",
+    /// Connection attempts that failed (SYN-SENT/SYN-RECEIVED to CLOSED).
+    tcp_attempt_fails => "TcpAttemptFails",
+    /// Resets of ESTABLISHED or CLOSE-WAIT connections.
+    tcp_estab_resets => "TcpEstabResets",
+    /// Gauge: connections in ESTABLISHED or CLOSE-WAIT (per worker it may wrap; the sum is right).
+    tcp_curr_estab => "TcpCurrEstab",
+    /// Segments received (including errors).
+    tcp_in_segs => "TcpInSegs",
+    /// Segments sent, retransmissions included.
+    tcp_out_segs => "TcpOutSegs",
+    /// Segments retransmitted.
+    tcp_retrans_segs => "TcpRetransSegs",
+    /// Segments received with errors (checksum, header).
+    tcp_in_errs => "TcpInErrs",
+    /// ... of which: bad checksum.
+    tcp_in_csum_errors => "TcpInCsumErrors",
+    /// Resets sent.
+    tcp_out_rsts => "TcpOutRsts",
+    /// SYN cookies sent (TcpExt SyncookiesSent).
+    syncookies_sent => "SyncookiesSent",
+    /// Valid SYN cookies received.
+    syncookies_recv => "SyncookiesRecv",
+    /// Invalid SYN cookies received.
+    syncookies_failed => "SyncookiesFailed",
+    /// The accept queue was full.
+    listen_overflows => "ListenOverflows",
+    /// SYNs dropped at a listener.
+    listen_drops => "ListenDrops",
+    /// Challenge ACKs sent (RFC 5961).
+    tcp_challenge_ack => "TCPChallengeACK",
+    /// Segments dropped by PAWS.
+    tcp_paws_estab => "PAWSEstab",
+    /// Fast retransmits.
+    tcp_fast_retrans => "TCPFastRetrans",
+    /// Retransmission timeouts.
+    tcp_timeouts => "TCPTimeouts",
+    /// Out-of-order segments held.
+    tcp_ofo_queue => "TCPOFOQueue",
+    /// Out-of-order segments dropped (beyond the buffer).
+    tcp_ofo_drop => "TCPOFODrop",
+    /// Connections reset because the application closed with unread data.
+    tcp_abort_on_close => "TCPAbortOnClose",
+    /// Connections reset because data arrived after the application closed.
+    tcp_abort_on_data => "TCPAbortOnData",
+    /// Connections dropped after retransmission or keepalive timeouts.
+    tcp_abort_on_timeout => "TCPAbortOnTimeout",
+
     /// Frames received from the AF_XDP RX rings.
     xsk_rx_frames => "XskRxFrames",
     /// Frames placed on the AF_XDP TX rings.

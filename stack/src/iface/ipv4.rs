@@ -147,6 +147,10 @@ impl Interface {
                 self.counters.ip_in_delivers.inc();
                 self.process_udp(now, meta, payload, tx, ep);
             }
+            IpProtocol::Tcp => {
+                self.counters.ip_in_delivers.inc();
+                self.process_tcp(now, meta, payload, ep);
+            }
             _ => {
                 self.counters.ip_in_unknown_protos.inc();
                 // RFC 1122 §3.2.2.1: a host SHOULD generate Destination Unreachable, protocol.
@@ -186,6 +190,28 @@ impl Interface {
         tx: &mut T,
         emit_payload: F,
     ) -> Result<(), SendError> {
+        self.dispatch(now, out, false, tx, emit_payload)
+    }
+
+    /// [`Interface::dispatch_ip`] with Don't Fragment set (TCP: its segments fit the MTU by construction).
+    pub(super) fn dispatch_ip_df<T: TxDevice, F: FnOnce(Ipv4Addr, &mut [u8])>(
+        &mut self,
+        now: Instant,
+        out: Outgoing,
+        tx: &mut T,
+        emit_payload: F,
+    ) -> Result<(), SendError> {
+        self.dispatch(now, out, true, tx, emit_payload)
+    }
+
+    fn dispatch<T: TxDevice, F: FnOnce(Ipv4Addr, &mut [u8])>(
+        &mut self,
+        now: Instant,
+        out: Outgoing,
+        dont_frag: bool,
+        tx: &mut T,
+        emit_payload: F,
+    ) -> Result<(), SendError> {
         let Outgoing { src, dst, protocol, payload_len } = out;
         let routed = self.route(dst);
         if routed.is_err() {
@@ -212,7 +238,7 @@ impl Interface {
             payload_len,
             ttl: self.config.ttl,
             ident: self.alloc_ident(),
-            dont_frag: false,
+            dont_frag,
             more_frags: false,
             frag_offset: 0,
             dscp_ecn: 0,

@@ -18,6 +18,7 @@ mod arp;
 mod icmp;
 mod ipv4;
 mod reasm;
+mod tcp;
 pub mod udp;
 
 #[cfg(test)]
@@ -106,6 +107,19 @@ pub struct UdpInput<'a> {
     pub payload: &'a [u8],
 }
 
+/// A TCP segment on its way up (checksum verified, options parsed).
+#[derive(Debug)]
+pub struct TcpInput<'a> {
+    /// Sender.
+    pub src: SocketAddrV4,
+    /// Destination (one of our addresses).
+    pub dst: SocketAddrV4,
+    /// Header and options.
+    pub repr: crate::wire::TcpRepr,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
 /// The kind of an ICMP error, as the socket API reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IcmpErrorKind {
@@ -142,6 +156,8 @@ pub trait Endpoints {
     fn udp(&mut self, now: Instant, dgram: UdpInput<'_>) -> Delivery;
     /// Hand an ICMP error to the socket whose flow it concerns (if any).
     fn icmp_error(&mut self, now: Instant, err: IcmpError);
+    /// Hand a TCP segment to its connection or listener (or answer it with a reset).
+    fn tcp(&mut self, now: Instant, seg: TcpInput<'_>);
 }
 
 /// Why a datagram could not be sent.

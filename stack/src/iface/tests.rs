@@ -25,6 +25,7 @@ struct Recorder {
     datagrams: Vec<(SocketAddrV4, SocketAddrV4, bool, Vec<u8>)>,
     errors: Vec<IcmpError>,
     capacity: Option<usize>,
+    tcp: Vec<(SocketAddrV4, SocketAddrV4, crate::wire::TcpRepr, Vec<u8>)>,
 }
 
 impl Endpoints for Recorder {
@@ -40,6 +41,9 @@ impl Endpoints for Recorder {
     }
     fn icmp_error(&mut self, _now: Instant, err: IcmpError) {
         self.errors.push(err);
+    }
+    fn tcp(&mut self, _now: Instant, seg: TcpInput<'_>) {
+        self.tcp.push((seg.src, seg.dst, seg.repr, seg.payload.to_vec()));
     }
 }
 

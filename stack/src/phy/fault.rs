@@ -87,6 +87,10 @@ impl<D: TxDevice> TxDevice for FaultInjector<D> {
     fn flush(&mut self) {
         self.inner.flush();
     }
+
+    fn can_transmit(&mut self) -> bool {
+        self.inner.can_transmit()
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,11 @@ pub trait TxDevice {
 
     /// Push queued frames to the wire.
     fn flush(&mut self) {}
+
+    /// Is there room for another frame right now? (A TCP sender asks before it commits a segment.)
+    fn can_transmit(&mut self) -> bool {
+        true
+    }
 }
 
 /// Somewhere frames come from, in batches.
