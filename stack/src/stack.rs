@@ -4,12 +4,12 @@
 use std::io;
 use std::net::Ipv4Addr;
 use std::net::SocketAddrV4;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::{ArrayQueue, SegQueue};
 use xdp_prog::{AddrKind, AttachedMode, L4Proto, SteerConfig, Steering, XdpLink, XdpMode};
 
 use crate::counters::Counters;
@@ -19,8 +19,11 @@ use crate::plan::Plan;
 use crate::rand::Rng;
 use crate::socket::bufpool::BufPool;
 use crate::socket::event::Event;
+use crate::socket::tcp::TcpShared;
 use crate::socket::{FdTable, PortTable, Proto, SocketEntry, UdpShared};
+use crate::tcp::TcpConfig;
 use crate::wire::{EthernetAddress, Ipv4Cidr};
+use crate::worker::tcp::Kick;
 use crate::worker::{self, Command, WorkerExit, WorkerReport, WorkerSetup};
 use crate::xsk::{self, BindMode, FrameAccount, Share, SocketConfig, Umem, UmemConfig, XskSocket};
 
@@ -60,6 +63,8 @@ pub struct Config {
     pub arp: ArpConfig,
     /// Reassembly limits.
     pub reasm: ReasmConfig,
+    /// TCP settings.
+    pub tcp: TcpConfig,
 }
 
 impl Config {
@@ -82,6 +87,7 @@ impl Config {
             command_queue_len: 8192,
             arp: ArpConfig::default(),
             reasm: ReasmConfig::default(),
+            tcp: TcpConfig::default(),
         }
     }
 
@@ -161,6 +167,14 @@ pub(crate) struct StackShared {
     ports: Mutex<PortTable>,
     /// The loaded program and its maps; taken (closed) at shutdown.
     steering: Mutex<Option<Steering>>,
+    /// Which worker owns which flow.
+    pub plan: Plan,
+    /// TCP MSS we advertise (interface MTU - 40).
+    pub mss: u16,
+    next_id: AtomicU64,
+    /// connect()ed TCP connections the workers have finished with: their tuples go back to the port
+    /// table (lock-free for the worker; drained by the next application call that takes a port).
+    released: SegQueue<(SocketAddrV4, SocketAddrV4)>,
 }
 
 /// How long application calls wait for room in a command queue.
@@ -176,6 +190,91 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl StackShared {
+    /// A number never used before by this stack (connection and listener ids).
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The TCP MSS to advertise.
+    pub(crate) fn mss(&self) -> u16 {
+        self.mss
+    }
+
+    /// The worker that owns a TCP flow: the XDP program steers it there by the same hash.
+    pub(crate) fn tcp_owner(&self, local: SocketAddrV4, remote: SocketAddrV4) -> usize {
+        self.plan.owner(xdp_prog::flow_hash(*remote.ip(), *local.ip(), 6, remote.port(), local.port()))
+    }
+
+    /// A worker finished with a connect()ed TCP connection.
+    pub(crate) fn release_tcp_tuple(&self, tuple: (SocketAddrV4, SocketAddrV4)) {
+        self.released.push(tuple);
+    }
+
+    /// Return finished connections' tuples to the port table.
+    fn drain_released(&self, ports: &mut PortTable) {
+        while let Some((local, remote)) = self.released.pop() {
+            if ports.release_tuple(local, remote) && self.config.shared_ports.is_some() {
+                if let Some(s) = lock(&self.steering).as_ref() {
+                    let _ = s.remove_port(L4Proto::Tcp, local.port());
+                }
+            }
+        }
+    }
+
+    /// Our address for talking to `dst`: the one on its prefix, else the one on the gateway's.
+    pub(crate) fn source_for(&self, dst: Ipv4Addr) -> Ipv4Addr {
+        let on = |a: Ipv4Addr| self.config.addrs.iter().find(|c| c.contains_addr(a)).map(|c| c.address());
+        on(dst).or_else(|| self.config.gateway.and_then(on)).unwrap_or_else(|| self.config.addrs[0].address())
+    }
+
+    /// A descriptor and a local address for a TCP connection to `remote` (RFC 6056 ports).
+    pub(crate) fn bind_connect(
+        &self,
+        bound: Option<SocketAddrV4>,
+        remote: SocketAddrV4,
+    ) -> io::Result<(i32, SocketAddrV4)> {
+        let ip = match bound.map(|b| *b.ip()) {
+            Some(ip) if !ip.is_unspecified() => {
+                if !self.has_addr(ip) {
+                    return Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
+                }
+                ip
+            }
+            _ => self.source_for(*remote.ip()),
+        };
+        let local = {
+            let mut ports = lock(&self.ports);
+            self.drain_released(&mut ports);
+            ports.connect(ip, bound.map(|b| b.port()), remote)?
+        };
+        if self.config.shared_ports.is_some() {
+            let added = lock(&self.steering).as_ref().map(|s| s.add_port(L4Proto::Tcp, local.port()));
+            if let Some(Err(e)) = added {
+                self.release_tcp_tuple((local, remote));
+                return Err(e.into());
+            }
+        }
+        Ok((self.fd_alloc(SocketEntry::Reserved), local))
+    }
+
+    /// Tell the worker that owns `conn` what the application did.
+    pub(crate) fn kick_tcp(&self, conn: &TcpShared, what: Kick) -> io::Result<()> {
+        let cmd = Command::TcpKick { tuple: (conn.local, conn.remote), id: conn.id, what };
+        self.push_command(conn.worker, cmd, Wait::Until(Instant::now() + Duration::from_secs(1)))
+    }
+
+    pub(crate) fn fd_alloc(&self, entry: SocketEntry) -> i32 {
+        lock(&self.fds).alloc(entry)
+    }
+
+    pub(crate) fn fd_table_set(&self, fd: i32, entry: SocketEntry) {
+        lock(&self.fds).set(fd, entry);
+    }
+
+    pub(crate) fn fd_free(&self, fd: i32) {
+        lock(&self.fds).free(fd);
+    }
+
     pub(crate) fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
     }
@@ -226,7 +325,11 @@ impl StackShared {
             return Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
         }
         let fd = lock(&self.fds).alloc(SocketEntry::Reserved);
-        let bound = lock(&self.ports).bind(proto, addr, fd);
+        let bound = {
+            let mut ports = lock(&self.ports);
+            self.drain_released(&mut ports);
+            ports.bind(proto, addr, fd)
+        };
         let local = match bound {
             Ok(l) => l,
             Err(e) => {
@@ -264,7 +367,7 @@ impl StackShared {
     }
 
     pub(crate) fn fd_table_set_udp(&self, fd: i32, s: &Arc<UdpShared>) {
-        lock(&self.fds).set(fd, crate::socket::udp_entry(s));
+        self.fd_table_set(fd, crate::socket::udp_entry(s));
     }
 
     /// Queue a command for worker `w`, waiting for room as `wait` allows.
@@ -433,6 +536,10 @@ impl Stack {
             fds: Mutex::new(FdTable::default()),
             ports: Mutex::new(PortTable::new(Rng::with_seed(rng.next_u64()), shared_mode)),
             steering: Mutex::new(Some(steering)),
+            plan: plan.clone(),
+            mss: (netdev.mtu.saturating_sub(40)).clamp(536, 65535) as u16,
+            next_id: AtomicU64::new(1),
+            released: SegQueue::new(),
             config,
         });
         let info = StackInfo {
@@ -457,6 +564,7 @@ impl Stack {
             iface_cfg.arp.max_requests = 30;
         }
         iface_cfg.reasm = shared.config.reasm.clone();
+        let tcp_config = Arc::new(shared.config.tcp.clone());
 
         let mut stack =
             Stack { shared: shared.clone(), threads: Vec::new(), link: Some(link), umem: umem.clone(), info };
@@ -472,6 +580,7 @@ impl Stack {
                 counters: counters[index].clone(),
                 announce: index == 0,
                 kernel_neighbors: shared_mode.then_some(netdev.ifindex),
+                tcp: tcp_config.clone(),
             };
             match worker::spawn(setup) {
                 Ok(h) => stack.threads.push(h),
@@ -514,6 +623,7 @@ impl Stack {
                 ("XdpPassed", x.passed),
                 ("XdpMalformed", x.malformed),
                 ("XdpNoSocket", x.no_socket),
+                ("XdpDropped", x.dropped),
             ]);
         }
         all.push(("XskFramesTotal", u64::from(self.info.frames)));

@@ -4,7 +4,9 @@
 pub mod bufpool;
 pub mod event;
 mod ports;
+pub mod ring;
 mod table;
+pub mod tcp;
 mod udp;
 
 use std::io;
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 pub(crate) use ports::PortTable;
 pub use table::SocketSummary;
 pub(crate) use table::{udp_entry, FdTable, SocketEntry};
+pub use tcp::{TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
 pub(crate) use udp::{Datagram, UdpShared};
 

@@ -3,6 +3,7 @@
 use std::net::SocketAddrV4;
 use std::sync::{Arc, Weak};
 
+use super::tcp::{ListenerShared, TcpShared};
 use super::{Proto, UdpShared};
 
 /// What a descriptor names.
@@ -12,6 +13,10 @@ pub(crate) enum SocketEntry {
     Reserved,
     /// A UDP socket.
     Udp(Weak<UdpShared>),
+    /// A TCP connection.
+    Tcp(Weak<TcpShared>),
+    /// A TCP listener.
+    TcpListener(Weak<ListenerShared>),
 }
 
 /// Descriptor -> socket.
@@ -64,18 +69,23 @@ pub struct SocketSummary {
     pub local: SocketAddrV4,
     /// Connected peer, if any.
     pub peer: Option<SocketAddrV4>,
-    /// Datagrams waiting to be read.
+    /// Datagrams (UDP), bytes (TCP) or connections (listener) waiting to be read.
     pub recv_queue: usize,
+    /// Bytes not yet acknowledged (TCP).
+    pub send_queue: usize,
+    /// TCP state (None for UDP).
+    pub state: Option<crate::tcp::State>,
 }
 
 impl SocketEntry {
     /// Wake whoever waits on this socket (at shutdown).
     pub(crate) fn wake(&self) {
-        if let SocketEntry::Udp(w) = self {
-            if let Some(s) = w.upgrade() {
-                s.event.signal();
-            }
-        }
+        match self {
+            SocketEntry::Udp(w) => w.upgrade().map(|s| s.event.signal()),
+            SocketEntry::Tcp(w) => w.upgrade().map(|s| s.event.signal()),
+            SocketEntry::TcpListener(w) => w.upgrade().map(|s| s.event.signal()),
+            SocketEntry::Reserved => None,
+        };
     }
 
     pub(crate) fn summary(&self, fd: i32) -> Option<SocketSummary> {
@@ -87,6 +97,29 @@ impl SocketEntry {
                 local: s.local,
                 peer: s.peer(),
                 recv_queue: s.rx.len(),
+                send_queue: 0,
+                state: None,
+            }),
+            SocketEntry::Tcp(w) => w.upgrade().map(|s| {
+                let q = s.queues.load(std::sync::atomic::Ordering::Relaxed);
+                SocketSummary {
+                    fd,
+                    proto: Proto::Tcp,
+                    local: s.local,
+                    peer: Some(s.remote),
+                    recv_queue: (q >> 32) as usize,
+                    send_queue: q as u32 as usize,
+                    state: Some(s.state()),
+                }
+            }),
+            SocketEntry::TcpListener(w) => w.upgrade().map(|s| SocketSummary {
+                fd,
+                proto: Proto::Tcp,
+                local: s.local,
+                peer: None,
+                recv_queue: s.pending(),
+                send_queue: s.params.backlog,
+                state: Some(crate::tcp::State::Listen),
             }),
         }
     }

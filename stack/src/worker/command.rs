@@ -3,8 +3,10 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
+use super::tcp::{ConnectRequest, Kick};
+use crate::socket::tcp::ListenerShared;
 use crate::socket::UdpShared;
-use crate::wire::EthernetAddress;
+use crate::wire::{EthernetAddress, TcpRepr};
 
 /// A request from an application thread (or another worker) to a worker.
 #[derive(Debug)]
@@ -15,6 +17,16 @@ pub(crate) enum Command {
     UdpUnregister { local: SocketAddrV4, fd: i32 },
     /// Send a datagram; the buffer goes back to the stack's pool afterwards.
     UdpSend { src: SocketAddrV4, dst: SocketAddrV4, buf: Vec<u8> },
+    /// Open a TCP connection (on the worker that owns its 4-tuple).
+    TcpConnect(Box<ConnectRequest>),
+    /// Add a TCP listener; acknowledged through `ListenerShared::registered`.
+    TcpListen(Arc<ListenerShared>),
+    /// Remove the listener with this id.
+    TcpUnlisten { local: SocketAddrV4, id: u64 },
+    /// The application acted on connection `id` at `tuple` (local, remote).
+    TcpKick { tuple: (SocketAddrV4, SocketAddrV4), id: u64, what: Kick },
+    /// A TCP segment that reached another worker (a reassembled fragment): process it here.
+    TcpForeign { src: SocketAddrV4, dst: SocketAddrV4, repr: TcpRepr, payload: Vec<u8> },
     /// A neighbour another worker learned.
     Neighbor { ip: Ipv4Addr, mac: EthernetAddress },
     /// Leave the loop.

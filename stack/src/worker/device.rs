@@ -34,4 +34,12 @@ impl TxDevice for XskTx<'_> {
     fn flush(&mut self) {
         let _ = self.sock.flush();
     }
+
+    fn can_transmit(&mut self) -> bool {
+        if self.pool.free_count() == 0 || self.sock.tx_space() == 0 {
+            let _ = self.sock.flush();
+            self.sock.reap(self.pool);
+        }
+        self.pool.free_count() > 0 && self.sock.tx_space() > 0
+    }
 }

@@ -7,9 +7,12 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::iface::{Delivery, Endpoints, IcmpError, IcmpErrorKind, UdpInput};
+use super::tcp::TcpTable;
+use super::Command;
+use crate::iface::{Delivery, Endpoints, IcmpError, IcmpErrorKind, TcpInput, UdpInput};
 use crate::socket::bufpool::BufPool;
 use crate::socket::{Datagram, UdpShared};
+use crate::stack::{StackShared, Wait};
 use crate::wire::IpProtocol;
 
 /// A small, fast hasher for socket-address keys (not exposed to attacker-chosen collisions in a way
@@ -71,7 +74,10 @@ impl UdpTable {
 /// Borrowed view handed to the engine for one batch.
 pub(crate) struct WorkerEndpoints<'a> {
     pub udp: &'a UdpTable,
+    pub tcp: &'a mut TcpTable,
     pub bufs: &'a BufPool,
+    pub stack: &'a StackShared,
+    pub index: usize,
 }
 
 impl Endpoints for WorkerEndpoints<'_> {
@@ -97,7 +103,29 @@ impl Endpoints for WorkerEndpoints<'_> {
         }
     }
 
+    fn tcp(&mut self, now: Instant, seg: TcpInput<'_>) {
+        let owner = self.stack.tcp_owner(seg.dst, seg.src);
+        if owner != self.index {
+            // Only reassembled fragments (hashed without ports by the XDP program) land here.
+            let cmd = Command::TcpForeign {
+                src: seg.src,
+                dst: seg.dst,
+                repr: seg.repr,
+                payload: self.bufs.copy_of(seg.payload),
+            };
+            let _ = self.stack.push_command(owner, cmd, Wait::NonBlocking);
+            return;
+        }
+        self.tcp.input(now, seg, self.stack);
+    }
+
     fn icmp_error(&mut self, _now: Instant, err: IcmpError) {
+        if err.protocol == IpProtocol::Tcp {
+            if self.stack.tcp_owner(err.local, err.remote) == self.index {
+                self.tcp.icmp_error(err.local, err.remote, err.kind);
+            }
+            return;
+        }
         if err.protocol != IpProtocol::Udp {
             return;
         }

@@ -10,6 +10,7 @@
 mod command;
 mod device;
 mod endpoints;
+pub(crate) mod tcp;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -50,6 +51,8 @@ pub(crate) struct WorkerSetup {
     pub announce: bool,
     /// Shared-address mode: resolve neighbours through the kernel's table of this interface.
     pub kernel_neighbors: Option<u32>,
+    /// TCP settings.
+    pub tcp: Arc<crate::tcp::TcpConfig>,
 }
 
 /// What a worker reports when it stops.
@@ -83,6 +86,7 @@ struct Worker {
     batch: RxBatch,
     iface: Interface,
     udp: UdpTable,
+    tcp: tcp::TcpTable,
     shared: Arc<StackShared>,
     counters: Arc<Counters>,
     busy_poll: bool,
@@ -107,6 +111,13 @@ pub(crate) fn spawn(setup: WorkerSetup) -> io::Result<JoinHandle<WorkerExit>> {
             pool: setup.pool,
             iface: setup.iface,
             udp: UdpTable::default(),
+            tcp: tcp::TcpTable::new(
+                setup.index,
+                setup.tcp.clone(),
+                setup.counters.clone(),
+                setup.shared.mss(),
+                Instant::now(),
+            ),
             shared: setup.shared,
             counters: setup.counters,
             busy_poll,
@@ -145,6 +156,12 @@ impl Worker {
                     XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
                 self.iface.poll(now, &mut tx);
             }
+            self.tcp.run_timers(now);
+            {
+                let mut tx =
+                    XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
+                work += self.tcp.flush(now, &mut self.iface, &mut tx, &self.shared);
+            }
             self.resolve_through_kernel(now);
             self.share_learned();
             for s in &mut self.socks {
@@ -176,7 +193,13 @@ impl Worker {
             total += n;
             self.counters.xsk_rx_frames.add(n as u64);
             let mut tx = XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
-            let mut ep = WorkerEndpoints { udp: &self.udp, bufs: &self.shared.bufs };
+            let mut ep = WorkerEndpoints {
+                udp: &self.udp,
+                tcp: &mut self.tcp,
+                bufs: &self.shared.bufs,
+                stack: &self.shared,
+                index: self.index,
+            };
             for j in 0..n {
                 self.iface.receive(now, self.batch.frame_mut(j), &mut tx, &mut ep);
             }
@@ -206,6 +229,19 @@ impl Worker {
                     sock.event.notify();
                 }
                 Command::UdpUnregister { local, fd } => self.udp.remove(local, fd),
+                Command::TcpConnect(req) => self.tcp.connect(now, *req, &self.shared),
+                Command::TcpListen(l) => {
+                    self.tcp.listen(l.clone());
+                    l.registered.fetch_add(1, Ordering::AcqRel);
+                    l.event.notify();
+                }
+                Command::TcpUnlisten { local, id } => self.tcp.unlisten(local, id),
+                Command::TcpKick { tuple, id, what } => self.tcp.kick(now, tuple, id, what),
+                Command::TcpForeign { src, dst, repr, payload } => {
+                    let seg = crate::iface::TcpInput { src, dst, repr, payload: &payload };
+                    self.tcp.input(now, seg, &self.shared);
+                    self.shared.bufs.put(payload);
+                }
                 Command::Neighbor { ip, mac } => {
                     let mut tx =
                         XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
@@ -280,7 +316,8 @@ impl Worker {
             link.wake.unregister();
             return;
         }
-        let timeout_ms = match self.iface.poll_at() {
+        let next = [self.iface.poll_at(), self.tcp.poll_at()].into_iter().flatten().min();
+        let timeout_ms = match next {
             Some(t) if t <= now => 0,
             Some(t) => (t - now).as_micros().div_ceil(1000).min(1000) as i32,
             None => 1000,
