@@ -635,6 +635,16 @@ impl Stack {
         lock(&self.shared.fds).iter().filter_map(|(fd, e)| e.summary(fd)).collect()
     }
 
+    /// Drop a seeded fraction (parts per million) of the frames steered to the stack, in the XDP
+    /// program: loss on the real receive path, for tests and experiments (0 turns it off). Loss on the
+    /// send path needs a program on the other end, e.g. `xdp_prog::Lossy` on the peer.
+    pub fn set_loss(&self, drop_ppm: u32, seed: u64) -> io::Result<()> {
+        match lock(&self.shared.steering).as_ref() {
+            Some(s) => s.set_loss(drop_ppm, seed).map_err(io::Error::from),
+            None => self.shared.check_running(),
+        }
+    }
+
     /// Each worker's own counters.
     pub fn worker_counters(&self) -> Vec<Vec<(&'static str, u64)>> {
         self.shared.workers.iter().map(|w| w.counters.iter().collect()).collect()

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::UdpSocket as KernelUdp;
 use std::time::Duration;
 
@@ -24,8 +25,9 @@ fn listed_ports_go_to_the_stack_and_the_rest_to_the_kernel() {
             let _ = kernel_server.send_to(&reply, from);
         }
     });
-    let stack = start(&tb, |c| c.shared_ports = Some(vec![(Proto::Udp, 7)]));
+    let stack = start(&tb, |c| c.shared_ports = Some(vec![(Proto::Udp, 7), (Proto::Tcp, 7)]));
     let _svc = services::start(&stack, Service::EchoUdp(7)).unwrap();
+    let _tcp = services::start(&stack, Service::EchoTcp(7)).unwrap();
 
     // Ping is the kernel's business.
     let out = peer_run(&tb, "ping", &["-c", "2", "-W", "2", &stack_ip(&tb)]);
@@ -60,5 +62,23 @@ fn listed_ports_go_to_the_stack_and_the_rest_to_the_kernel() {
             .unwrap();
     assert!(neigh.contains("lladdr"), "the kernel resolved it for the stack: {neigh}");
     assert_eq!(counter(&stack, "ArpOutRequests"), 0, "the stack sent no ARP of its own");
+
+    // TCP: the listed port is the stack's; a stack client's port is steered to the stack as well.
+    let mut k = tb.in_peer_ns(|| std::net::TcpStream::connect("10.77.0.2:7")).unwrap().unwrap();
+    k.write_all(b"tcp to the stack").unwrap();
+    let mut back = [0u8; 16];
+    k.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"tcp to the stack");
+    let kl = tb.in_peer_ns(|| std::net::TcpListener::bind("10.77.0.3:7200")).unwrap().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = kl.accept().unwrap();
+        s.write_all(b"hello from the kernel").unwrap();
+    });
+    let mut c = xdpstack::TcpStream::connect(&stack, "10.77.0.3:7200").unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"hello from the kernel");
+    server.join().unwrap();
+    drop(c);
     finish(stack);
 }

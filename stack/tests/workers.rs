@@ -90,3 +90,74 @@ fn two_workers_share_one_queue_by_flow_hash() {
     assert!(wait_for(Duration::from_secs(1), || counter(&stack, "XdpNoSocket") == 0));
     finish(stack);
 }
+
+#[test]
+fn tcp_connections_live_on_their_hash_owner() {
+    use std::io::{Read, Write};
+    let tb = testbed(2);
+    let stack = start(&tb, |c| c.workers = 2);
+    let _svc = services::start(&stack, Service::EchoTcp(7)).unwrap();
+    // 24 kernel clients, each echoing 256 KiB.
+    let conns = tb
+        .in_peer_ns(|| {
+            (0..24).map(|_| std::net::TcpStream::connect("10.77.0.2:7").unwrap()).collect::<Vec<_>>()
+        })
+        .unwrap();
+    let ports: Vec<u16> = conns.iter().map(|c| c.local_addr().unwrap().port()).collect();
+    let threads: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            std::thread::spawn(move || {
+                let data: Vec<u8> = (0..256 * 1024).map(|j| (i * 31 + j) as u8).collect();
+                let mut w = c.try_clone().unwrap();
+                let d = data.clone();
+                let wr = std::thread::spawn(move || w.write_all(&d).unwrap());
+                let mut back = vec![0u8; data.len()];
+                c.read_exact(&mut back).unwrap();
+                wr.join().unwrap();
+                assert!(back == data, "connection {i} echoed different bytes");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut want = vec![0u64; 2];
+    for p in &ports {
+        let h = xdp_prog::flow_hash(tb.config.peer_addr, tb.config.stack_addr, 6, *p, 7);
+        want[stack.info().plan.owner(h)] += 1;
+    }
+    let got: Vec<u64> = stack
+        .worker_counters()
+        .iter()
+        .map(|c| c.iter().find(|(n, _)| *n == "TcpPassiveOpens").unwrap().1)
+        .collect();
+    assert_eq!(got, want, "each connection was opened by the worker its hash names");
+    assert!(got.iter().all(|n| *n > 0), "{got:?}");
+    // Active opens from the stack go to their owners too, and work.
+    let kl = tb.in_peer_ns(|| std::net::TcpListener::bind("10.77.0.1:7100")).unwrap().unwrap();
+    let server = std::thread::spawn(move || {
+        for _ in 0..16 {
+            let (mut s, _) = kl.accept().unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        }
+    });
+    for _ in 0..16 {
+        let mut c = xdpstack::TcpStream::connect(&stack, "10.77.0.1:7100").unwrap();
+        c.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+    }
+    server.join().unwrap();
+    let active: Vec<u64> = stack
+        .worker_counters()
+        .iter()
+        .map(|c| c.iter().find(|(n, _)| *n == "TcpActiveOpens").unwrap().1)
+        .collect();
+    assert_eq!(active.iter().sum::<u64>(), 16);
+    finish(stack);
+}

@@ -362,8 +362,7 @@ impl TcpTable {
 
     pub(crate) fn listen(&mut self, shared: Arc<ListenerShared>) {
         let p = shared.params;
-        let listener =
-            Listener::new(shared.local, self.config.syn_queue.max(p.backlog), p.recv_buf, self.mss);
+        let listener = Listener::new(shared.local, self.config.syn_queue.max(1), p.recv_buf, self.mss);
         self.listeners.insert(shared.local, ListenEntry { listener, shared });
     }
 

@@ -534,3 +534,25 @@ fn test_established_window_follows_the_receive_buffer() {
     let (u, _) = one(ep.output(now));
     assert_eq!(u.window_len as usize, 65536 - 40 * 1460 + 20_100);
 }
+
+#[test]
+fn test_established_icmp_error_is_soft_until_the_connection_times_out() {
+    let t0 = Instant::now();
+    let mut ep = established(t0);
+    ep.conn.on_icmp_error(TcpError::HostUnreachable);
+    assert_eq!(ep.conn.state(), State::Established, "RFC 5927: a soft error does not abort");
+    send(&mut ep, t0, b"into the void");
+    while let Some(t) = ep.conn.poll_timeout() {
+        ep.conn.on_timeout(t);
+        ep.output(t);
+    }
+    assert_eq!(ep.conn.error(), Some(TcpError::HostUnreachable), "reported when the connection gives up");
+}
+
+#[test]
+fn test_syn_sent_icmp_port_unreachable_refuses() {
+    let now = Instant::now();
+    let mut ep = synsent(now, plain_config());
+    ep.conn.fail_connect(TcpError::Refused);
+    assert_eq!((ep.conn.state(), ep.conn.error()), (State::Closed, Some(TcpError::Refused)));
+}
