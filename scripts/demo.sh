@@ -16,7 +16,7 @@ trap cleanup EXIT
 
 "$bin" testbed up --name "$name"
 ip netns exec "$name-s" "$bin" run --iface "xs${name}s" --addr 10.77.0.2/24 \
-  --service echo-udp:7 --service discard-udp:9 &
+  --service echo-udp:7 --service discard-udp:9 --service echo-tcp:7 --service discard-tcp:9 --service http:80 &
 stack_pid=$!
 
 echo "== ping (the kernel's ping against the stack)"
@@ -27,6 +27,20 @@ echo "== a kernel UDP client against echo-udp:7"
 ip netns exec "$name-p" python3 scripts/udp_echo_client.py 10.77.0.2 7 2000 1472
 echo "== a 4000-byte datagram (fragmented by the kernel, reassembled and echoed by the stack)"
 ip netns exec "$name-p" python3 scripts/udp_echo_client.py 10.77.0.2 7 20 4000
+
+echo "== curl against the stack's HTTP service"
+ip netns exec "$name-p" curl -s http://10.77.0.2/ | head -3
+echo "== a bulk transfer: 1 GiB from the stack to the kernel's curl"
+ip netns exec "$name-p" curl -s -o /dev/null \
+  -w "1 GiB in %{time_total} s: %{speed_download} bytes/s\n" http://10.77.0.2/bytes/1073741824
+echo "== a bulk transfer the other way: 1 GiB from the kernel to discard-tcp:9"
+ip netns exec "$name-p" python3 - <<'PY'
+import socket, time
+s = socket.create_connection(("10.77.0.2", 9)); buf = b"x" * (1 << 20); t = time.monotonic()
+for _ in range(1024): s.sendall(buf)
+s.shutdown(socket.SHUT_WR); s.recv(1); dt = time.monotonic() - t
+print(f"1 GiB in {dt:.2f} s: {8 * (1 << 30) / dt / 1e9:.2f} Gbit/s")
+PY
 
 echo "== stopping the stack (it prints its counters)"
 kill -INT "$stack_pid"; wait "$stack_pid"; stack_pid=""

@@ -58,7 +58,8 @@ pub struct RunArgs {
     /// Spin instead of sleeping (workers and blocked calls): lowest latency, full cores.
     #[arg(long)]
     busy_poll: bool,
-    /// Built-in service, NAME:PORT: echo-udp, discard-udp (repeatable).
+    /// Built-in service, NAME:PORT (repeatable): echo-udp, discard-udp, echo-tcp, discard-tcp,
+    /// chargen-tcp, http.
     #[arg(long = "service", value_name = "SPEC")]
     services: Vec<Service>,
     /// Shared-address mode: the kernel keeps the address; only these ports (udp:P or tcp:P, comma

@@ -55,11 +55,12 @@ pub fn run(action: TestbedAction) -> io::Result<ExitCode> {
             );
             println!("try:");
             println!(
-                "  ip netns exec {} xdpstack run --iface {} --addr {} --service echo-udp:7 --service discard-udp:9",
+                "  ip netns exec {} xdpstack run --iface {} --addr {} --service echo-udp:7 --service echo-tcp:7 --service http:80",
                 tb.stack_ns, tb.stack_if, tb.stack_cidr()
             );
             println!("  ip netns exec {} ping -c 3 {}", tb.peer_ns, c.stack_addr);
             println!("  echo hello | ip netns exec {} socat - UDP:{}:7", tb.peer_ns, c.stack_addr);
+            println!("  ip netns exec {} curl http://{}/", tb.peer_ns, c.stack_addr);
             println!("remove it with: xdpstack testbed down --name {name}");
             tb.persist();
             Ok(ExitCode::SUCCESS)
