@@ -1,0 +1,7 @@
+//! `xdpstack-bench`: the stack against the Linux kernel, side by side, in one run.
+
+mod results;
+
+fn main() {
+    let _ = results::Report::default();
+}
