@@ -360,9 +360,15 @@ impl Connection {
             _ => c.rcv_wscale = 0,
         }
         c.ts_enabled = c.config.timestamps && ack.timestamp.is_some();
-        if let Some((tsval, _)) = ack.timestamp {
+        if let Some((tsval, tsecr)) = ack.timestamp {
             c.ts_recent = tsval;
+            // Our clock continues from the TSval the cookie SYN-ACK carried (the peer echoes it): a
+            // fresh per-connection offset would jump, and the peer's PAWS check would drop everything.
+            c.ts_offset = tsecr;
         }
+        // The cookie SYN-ACK advertised an unscaled window of up to 64 KiB: the peer may already be
+        // sending into it.
+        c.rcv_adv = c.rcv_nxt + c.rx.free().min(65535);
         c.sack_enabled = c.config.sack && peer_sack;
         c.ws_ok = peer_wscale.is_some();
         c.snd_wnd = u32::from(ack.window_len) << c.snd_wscale;

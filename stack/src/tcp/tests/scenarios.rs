@@ -556,3 +556,73 @@ fn test_syn_sent_icmp_port_unreachable_refuses() {
     ep.conn.fail_connect(TcpError::Refused);
     assert_eq!((ep.conn.state(), ep.conn.error()), (State::Closed, Some(TcpError::Refused)));
 }
+
+/// A connection born from a SYN cookie takes data in the peer's first segment after the ACK (the
+/// cookie SYN-ACK already advertised a window) and its timestamps continue from the cookie's TSval,
+/// so that the peer's PAWS check accepts them.
+#[test]
+fn test_cookie_established_data_and_timestamps() {
+    use crate::tcp::isn::SynCookies;
+    use crate::tcp::listen::{Listener, SynVerdict};
+    use crate::tcp::Connection;
+    use std::sync::Arc;
+
+    let now = Instant::now();
+    let cookies = SynCookies::new([7; 16]);
+    let listener = Listener::new(LOCAL, 0, 1 << 16, 1460);
+    let syn = TcpRepr {
+        seq: REMOTE_ISS,
+        flags: SYN,
+        max_seg_size: Some(1460),
+        window_scale: Some(7),
+        sack_permitted: true,
+        timestamp: Some((2_731_854_619, 0)),
+        ..TEMPLATE
+    };
+    // A worker clock far from any per-connection offset the connection could pick on its own.
+    let cookie_ts = 698;
+    let SynVerdict::Cookie(synack) = listener.on_syn(LOCAL, REMOTE, &syn, &cookies, 5, cookie_ts, true, true)
+    else {
+        panic!("a full SYN queue answers with a cookie")
+    };
+    let (our_tsval, _) = synack.timestamp.expect("timestamps kept");
+    let ack = TcpRepr {
+        seq: REMOTE_ISS + 1,
+        ack: Some(synack.seq + 1),
+        window_len: 63,
+        timestamp: Some((2_731_854_620, our_tsval)),
+        ..TEMPLATE
+    };
+    let cc = listener.check_cookie(LOCAL, REMOTE, &ack, &cookies, 5).expect("valid cookie");
+    let ((app_tx, tx), (rx, app_rx)) = buffers(1 << 16);
+    let counters = Arc::new(crate::counters::Counters::default());
+    let mut conn = Connection::from_cookie(
+        now,
+        &params(LOCAL, REMOTE),
+        Arc::new(TcpConfig::default()),
+        &ack,
+        cc.mss,
+        cc.wscale,
+        cc.sack,
+        tx,
+        rx,
+        counters.clone(),
+    );
+    assert_eq!(conn.state(), State::Established);
+    let data = TcpRepr { flags: PSH, payload_len: 18, ..ack };
+    let later = now + Duration::from_millis(1);
+    conn.on_segment(later, &data, b"through the cookie");
+    let mut ep = Endpoint { conn, app_tx, app_rx, counters };
+    let t = ep.conn.poll_timeout().expect("a delayed ACK is due");
+    ep.conn.on_timeout(t);
+    let (a, _) = one(ep.output(t));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 19), "the first data segment is in the window");
+    let (tsval, tsecr) = a.timestamp.expect("timestamps on");
+    assert!(
+        tsval.wrapping_sub(our_tsval) as i32 >= 0,
+        "TSval {tsval} went back from the cookie's {our_tsval}"
+    );
+    assert!(tsval.wrapping_sub(our_tsval) < 1000, "TSval {tsval} jumped from the cookie's {our_tsval}");
+    assert_eq!(tsecr, 2_731_854_620);
+    assert_eq!(ep.read_all(), b"through the cookie");
+}
