@@ -24,7 +24,7 @@ use crate::socket::{FdTable, PortTable, Proto, SocketEntry, UdpShared};
 use crate::tcp::TcpConfig;
 use crate::wire::{EthernetAddress, Ipv4Cidr};
 use crate::worker::tcp::Kick;
-use crate::worker::{self, Command, WorkerExit, WorkerReport, WorkerSetup};
+use crate::worker::{self, Command, InlineDriver, WorkerExit, WorkerReport, WorkerSetup};
 use crate::xsk::{self, BindMode, FrameAccount, Share, SocketConfig, Umem, UmemConfig, XskSocket};
 
 /// Everything needed to start a stack.
@@ -46,6 +46,11 @@ pub struct Config {
     pub bind_mode: BindMode,
     /// Workers and blocked application calls spin instead of sleeping (lowest latency, full cores).
     pub busy_poll: bool,
+    /// Run to completion: no worker thread; application threads drive the stack while they wait on
+    /// its sockets (spinning), and [`Stack::poll`] drives it explicitly. One worker's worth of state.
+    /// Lowest latency on few cores; the application must keep calling into the stack (timers only
+    /// run when it does).
+    pub inline: bool,
     /// Shared-address mode: the kernel keeps the address and only these ports (plus the ports the stack's
     /// sockets bind) go to the stack. `None`: the stack owns its addresses outright.
     pub shared_ports: Option<Vec<(Proto, u16)>>,
@@ -79,6 +84,7 @@ impl Config {
             xdp_mode: XdpMode::Auto,
             bind_mode: BindMode::Auto,
             busy_poll: false,
+            inline: false,
             shared_ports: None,
             vlan: None,
             frames_per_socket: 4096,
@@ -95,6 +101,9 @@ impl Config {
         let bad = |m: String| Err(io::Error::new(io::ErrorKind::InvalidInput, m));
         if self.addrs.is_empty() {
             return bad("the stack needs at least one address (--addr A.B.C.D/LEN)".into());
+        }
+        if self.inline && self.workers != 1 {
+            return bad("run-to-completion (--inline) has exactly one worker's state; use --workers 1".into());
         }
         if self.workers == 0 {
             return bad("--workers must be at least 1".into());
@@ -172,10 +181,15 @@ pub(crate) struct StackShared {
     /// TCP MSS we advertise (interface MTU - 40).
     pub mss: u16,
     next_id: AtomicU64,
+    /// Run-to-completion mode: the worker, driven by application threads.
+    inline: Option<InlineDriver>,
     /// connect()ed TCP connections the workers have finished with: their tuples go back to the port
     /// table (lock-free for the worker; drained by the next application call that takes a port).
     released: SegQueue<(SocketAddrV4, SocketAddrV4)>,
 }
+
+/// Run-to-completion waiters yield the core after this many turns with nothing to do.
+const IDLE_TURNS_BEFORE_YIELD: u32 = 32;
 
 /// How long application calls wait for room in a command queue.
 #[derive(Debug, Clone, Copy)]
@@ -273,6 +287,47 @@ impl StackShared {
 
     pub(crate) fn fd_free(&self, fd: i32) {
         lock(&self.fds).free(fd);
+    }
+
+    /// Wait until `ready()` or the deadline: in run-to-completion mode by driving the stack while
+    /// spinning, in busy-poll mode by spinning, otherwise by sleeping on `event` until a worker wakes us.
+    pub(crate) fn wait(
+        &self,
+        event: &Event,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+    ) -> bool {
+        match &self.inline {
+            Some(driver) => {
+                let (mut n, mut idle) = (0u32, 0u32);
+                loop {
+                    if ready() {
+                        return true;
+                    }
+                    if driver.drive() == 0 {
+                        idle += 1;
+                        // Several threads waiting on one core would otherwise take turns at it in
+                        // scheduler slices of milliseconds: after a few idle turns, let the others run.
+                        if idle % IDLE_TURNS_BEFORE_YIELD == 0 {
+                            std::thread::yield_now();
+                        }
+                    } else {
+                        idle = 0;
+                    }
+                    n = n.wrapping_add(1);
+                    if n % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                        return ready();
+                    }
+                }
+            }
+            None if self.config.busy_poll => Event::spin_until(deadline, ready),
+            None => event.wait_until(deadline, ready),
+        }
+    }
+
+    /// Run-to-completion mode: drive the stack for one turn (nothing otherwise).
+    pub(crate) fn drive(&self) -> usize {
+        self.inline.as_ref().map_or(0, InlineDriver::drive)
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -378,6 +433,8 @@ impl StackShared {
             match link.cmds.push(cmd) {
                 Ok(()) => {
                     link.wake.notify();
+                    // Run to completion: act on it now.
+                    self.drive();
                     return Ok(());
                 }
                 Err(back) => cmd = back,
@@ -392,7 +449,7 @@ impl StackShared {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "send timed out waiting for the worker"));
             }
             // Shutdown signals `space` too, so a stopped stack wakes us.
-            link.space.wait_until(Some(deadline), || !link.cmds.is_full() || !self.is_running());
+            self.wait(&link.space, Some(deadline), || !link.cmds.is_full() || !self.is_running());
         }
     }
 }
@@ -539,6 +596,7 @@ impl Stack {
             plan: plan.clone(),
             mss: (netdev.mtu.saturating_sub(40)).clamp(536, 65535) as u16,
             next_id: AtomicU64::new(1),
+            inline: config.inline.then(InlineDriver::new),
             released: SegQueue::new(),
             config,
         });
@@ -582,6 +640,10 @@ impl Stack {
                 kernel_neighbors: shared_mode.then_some(netdev.ifindex),
                 tcp: tcp_config.clone(),
             };
+            if let Some(driver) = &stack.shared.inline {
+                driver.install(worker::inline(setup));
+                continue;
+            }
             match worker::spawn(setup) {
                 Ok(h) => stack.threads.push(h),
                 Err(e) => {
@@ -612,6 +674,11 @@ impl Stack {
     /// What start-up attached.
     pub fn info(&self) -> &StackInfo {
         &self.info
+    }
+
+    /// Worker threads this stack runs (none in run-to-completion mode).
+    pub fn worker_threads(&self) -> usize {
+        self.threads.len()
     }
 
     /// All counters, summed over workers, followed by the XDP program's counters.
@@ -645,6 +712,13 @@ impl Stack {
         }
     }
 
+    /// Run-to-completion mode: drive the stack for one turn (receive, timers, send) and return how
+    /// much work there was. A no-op with worker threads. Applications that do not block on sockets call
+    /// this in their loop.
+    pub fn poll(&self) -> usize {
+        self.shared.drive()
+    }
+
     /// Each worker's own counters.
     pub fn worker_counters(&self) -> Vec<Vec<(&'static str, u64)>> {
         self.shared.workers.iter().map(|w| w.counters.iter().collect()).collect()
@@ -674,7 +748,10 @@ impl Stack {
             );
             link.wake.signal();
         }
-        let exits: Vec<WorkerExit> = self.threads.drain(..).filter_map(|h| h.join().ok()).collect();
+        let mut exits: Vec<WorkerExit> = self.threads.drain(..).filter_map(|h| h.join().ok()).collect();
+        if let Some(w) = self.shared.inline.as_ref().and_then(InlineDriver::take) {
+            exits.push(w.finish_inline());
+        }
         let pools: Vec<_> = exits.iter().map(|e| &e.pool).collect();
         let socks: Vec<_> = exits.iter().flat_map(|e| &e.socks).collect();
         let batches: Vec<_> = exits.iter().map(|e| &e.batch).collect();
@@ -703,7 +780,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        if !self.threads.is_empty() || self.link.is_some() {
+        if self.shared.is_running() {
             self.stop();
         }
     }

@@ -273,3 +273,23 @@ fn shutdown_wakes_blocked_calls_and_later_calls_fail_clearly() {
     assert!(stopped_at.elapsed() < Duration::from_millis(500), "woken at once, not by a periodic check");
     assert_eq!(sock.send_to(b"x", "10.77.0.1:9").unwrap_err().kind(), ErrorKind::NotConnected);
 }
+
+#[test]
+fn run_to_completion_mode_echoes_with_no_worker_thread() {
+    let tb = testbed(1);
+    let stack = start(&tb, |c| c.inline = true);
+    let _svc = services::start(&stack, Service::EchoUdp(7)).unwrap();
+    let sock = peer_udp(&tb, "10.77.0.1:0");
+    sock.connect((tb.config.stack_addr, 7)).unwrap();
+    let mut buf = [0u8; 2048];
+    for i in 0..2000u32 {
+        let msg = i.to_be_bytes().repeat(1 + (i as usize % 300));
+        sock.send(&msg).unwrap();
+        let n = sock.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &msg[..]);
+    }
+    // Other tests in this binary run stacks with worker threads at the same time, so the check is on
+    // this stack's threads, not on the process's.
+    assert_eq!(stack.worker_threads(), 0, "no worker thread in run-to-completion mode");
+    finish(stack);
+}

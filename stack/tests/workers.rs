@@ -62,6 +62,7 @@ fn per_worker_rx(stack: &Stack) -> Vec<u64> {
 fn two_workers_on_a_two_queue_veth() {
     let tb = testbed(2);
     let stack = start(&tb, |c| c.workers = 2);
+    assert_eq!(stack.worker_threads(), 2, "one pinned thread per worker");
     assert_eq!(stack.info().plan.socks_per_queue, 2);
     assert_eq!(stack.info().netdev.rx_queues, 2);
     let _svc = services::start(&stack, Service::EchoUdp(7)).unwrap();

@@ -1,8 +1,10 @@
 //! Built-in services, written on the public socket API like any application would be:
 //! `echo-udp`/`echo-tcp` (RFC 862), `discard-udp`/`discard-tcp` (RFC 863), `chargen-tcp` (RFC 864) and
-//! `http` (HTTP/1.1 with keep-alive: `GET /`, `GET /bytes/N`, 404 otherwise).
+//! `http` (HTTP/1.1 with keep-alive: `GET /`, `GET /bytes/N`, 404 otherwise) and `sockperf` (UDP and
+//! TCP, for the unmodified `sockperf` client).
 
 mod http;
+pub mod sockperf;
 mod tcp;
 
 use std::io;
@@ -29,9 +31,16 @@ pub enum Service {
     ChargenTcp(u16),
     /// HTTP/1.1.
     Http(u16),
+    /// sockperf server, UDP and TCP on the same port.
+    Sockperf(u16),
+    /// sockperf server, UDP only (one thread: right for run-to-completion mode).
+    SockperfUdp(u16),
+    /// sockperf server, TCP only.
+    SockperfTcp(u16),
 }
 
-const KNOWN: &str = "echo-udp, discard-udp, echo-tcp, discard-tcp, chargen-tcp, http";
+const KNOWN: &str =
+    "echo-udp, discard-udp, echo-tcp, discard-tcp, chargen-tcp, http, sockperf, sockperf-udp, sockperf-tcp";
 
 impl FromStr for Service {
     type Err = String;
@@ -52,6 +61,9 @@ impl FromStr for Service {
             "discard-tcp" => Ok(Service::DiscardTcp(port)),
             "chargen-tcp" => Ok(Service::ChargenTcp(port)),
             "http" => Ok(Service::Http(port)),
+            "sockperf" => Ok(Service::Sockperf(port)),
+            "sockperf-udp" => Ok(Service::SockperfUdp(port)),
+            "sockperf-tcp" => Ok(Service::SockperfTcp(port)),
             _ => Err(format!("unknown service {name:?} (known: {KNOWN})")),
         }
     }
@@ -73,7 +85,29 @@ pub fn start(stack: &Stack, svc: Service) -> io::Result<JoinHandle<()>> {
             let echo = matches!(svc, Service::EchoUdp(_));
             std::thread::Builder::new().name(format!("svc-udp-{p}")).spawn(move || udp_loop(sock, echo))
         }
-        Service::EchoTcp(p) | Service::DiscardTcp(p) | Service::ChargenTcp(p) | Service::Http(p) => {
+        Service::Sockperf(p) => {
+            let sock = UdpSocket::bind(stack, any(p))?;
+            let listener = TcpListener::bind(stack, any(p))?;
+            log::info!("service {svc:?} on {} (UDP and TCP)", sock.local_addr()?);
+            std::thread::Builder::new()
+                .name(format!("svc-sockperf-udp-{p}"))
+                .spawn(move || sockperf::udp_loop(sock))?;
+            std::thread::Builder::new()
+                .name(format!("svc-tcp-{p}"))
+                .spawn(move || tcp::accept_loop(listener, svc))
+        }
+        Service::SockperfUdp(p) => {
+            let sock = UdpSocket::bind(stack, any(p))?;
+            log::info!("service {svc:?} on {}", sock.local_addr()?);
+            std::thread::Builder::new()
+                .name(format!("svc-sockperf-udp-{p}"))
+                .spawn(move || sockperf::udp_loop(sock))
+        }
+        Service::EchoTcp(p)
+        | Service::DiscardTcp(p)
+        | Service::ChargenTcp(p)
+        | Service::Http(p)
+        | Service::SockperfTcp(p) => {
             let listener = TcpListener::bind(stack, any(p))?;
             log::info!(
                 "service {svc:?} on {} (descriptor {})",
@@ -115,6 +149,7 @@ mod tests {
         assert_eq!("discard-tcp:9".parse(), Ok(Service::DiscardTcp(9)));
         assert_eq!("chargen-tcp:19".parse(), Ok(Service::ChargenTcp(19)));
         assert_eq!("http:80".parse(), Ok(Service::Http(80)));
+        assert_eq!("sockperf:11111".parse(), Ok(Service::Sockperf(11111)));
         assert!("echo-udp".parse::<Service>().unwrap_err().contains("NAME:PORT"));
         assert!("echo-udp:0".parse::<Service>().unwrap_err().contains("1..=65535"));
         assert!("gopher:70".parse::<Service>().unwrap_err().contains("unknown service"));

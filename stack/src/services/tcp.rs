@@ -34,7 +34,8 @@ fn serve(mut s: TcpStream, svc: Service) -> io::Result<()> {
         Service::DiscardTcp(_) => discard(&mut s),
         Service::ChargenTcp(_) => chargen(&mut s),
         Service::Http(_) => http::serve(&mut s),
-        Service::EchoUdp(_) | Service::DiscardUdp(_) => Ok(()),
+        Service::Sockperf(_) | Service::SockperfTcp(_) => super::sockperf::serve_tcp(&mut s),
+        Service::EchoUdp(_) | Service::DiscardUdp(_) | Service::SockperfUdp(_) => Ok(()),
     }
 }
 

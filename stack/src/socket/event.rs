@@ -127,17 +127,18 @@ impl AsFd for Event {
 
 /// poll(2) one descriptor for readability; interrupted or failed polls simply return (callers re-check).
 fn poll_one(fd: BorrowedFd<'_>, timeout_ms: i32) {
-    poll_readable(&[fd], timeout_ms);
+    poll_readable(&[Some(fd)], timeout_ms);
 }
 
 /// poll(2) several descriptors for readability, up to `timeout_ms` (-1: forever). Returns when any is
 /// readable, on timeout, or on a signal; callers re-check their conditions either way.
-pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) {
+pub(crate) fn poll_readable(fds: &[Option<BorrowedFd<'_>>], timeout_ms: i32) {
     const MAX: usize = 65;
     let mut pfds = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; MAX];
-    let n = fds.len().min(MAX);
-    for (p, fd) in pfds.iter_mut().zip(fds) {
-        p.fd = fd.as_raw_fd();
+    let mut n = 0;
+    for fd in fds.iter().flatten().take(MAX) {
+        pfds[n].fd = fd.as_raw_fd();
+        n += 1;
     }
     // Safety: `pfds[..n]` are initialized pollfds on the stack; the borrowed descriptors outlive the call.
     unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };

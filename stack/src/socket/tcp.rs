@@ -259,7 +259,7 @@ impl TcpListener {
             let wait = Wait::Until(Instant::now() + Duration::from_secs(5));
             st.push_command(w, Command::TcpListen(shared.clone()), wait)?;
         }
-        let ok = shared.event.wait_until(Some(Instant::now() + Duration::from_secs(5)), || {
+        let ok = st.wait(&shared.event, Some(Instant::now() + Duration::from_secs(5)), || {
             shared.registered.load(Ordering::Acquire) >= n
         });
         if !ok {
@@ -283,7 +283,7 @@ impl TcpListener {
             }
             let deadline = self.opts.read_deadline();
             let ready = || !self.shared.accept.is_empty() || !self.stack.is_running();
-            if !wait(&self.stack, &self.shared.event, deadline, ready) {
+            if !self.stack.wait(&self.shared.event, deadline, ready) {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "accept timed out"));
             }
         }
@@ -333,15 +333,6 @@ impl Drop for TcpListener {
             let _ = st.kick_tcp(&a.shared, Kick::Abort);
         }
         st.release_port(Proto::Tcp, self.shared.local, self.shared.fd);
-    }
-}
-
-/// Wait on `event` until `ready` or the deadline (spinning instead in busy-poll mode).
-fn wait(stack: &StackShared, event: &Event, deadline: Option<Instant>, ready: impl FnMut() -> bool) -> bool {
-    if stack.config.busy_poll {
-        Event::spin_until(deadline, ready)
-    } else {
-        event.wait_until(deadline, ready)
     }
 }
 
@@ -423,7 +414,7 @@ impl TcpStream {
         )?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let settled = || shared.state() != State::SynSent || !st.is_running();
-        if !wait(&st, &shared.event, deadline, settled) {
+        if !st.wait(&shared.event, deadline, settled) {
             // Give up: the worker aborts the attempt when the stream drops.
             return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
         }
@@ -574,7 +565,7 @@ impl TcpStream {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             let ready = || !self.rx.is_empty() || self.rx.is_closed() || !self.stack.is_running();
-            if !wait(&self.stack, &self.shared.event, self.opts.read_deadline(), ready) {
+            if !self.stack.wait(&self.shared.event, self.opts.read_deadline(), ready) {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"));
             }
         }
@@ -627,7 +618,7 @@ impl TcpStream {
                     || !self.stack.is_running()
             };
             let deadline = self.opts.write_timeout().map(|t| Instant::now() + t);
-            if !wait(&self.stack, &self.shared.event, deadline, ready) {
+            if !self.stack.wait(&self.shared.event, deadline, ready) {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
             }
         }

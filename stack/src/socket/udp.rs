@@ -134,7 +134,7 @@ impl UdpSocket {
             shared_stack.push_command(w, Command::UdpRegister(shared.clone()), wait)?;
         }
         let ready = || shared.registered.load(Ordering::Acquire) >= n;
-        if !shared.event.wait_until(Some(Instant::now() + Duration::from_secs(5)), ready) {
+        if !shared_stack.wait(&shared.event, Some(Instant::now() + Duration::from_secs(5)), ready) {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "workers did not register the socket"));
         }
         shared_stack.fd_table_set_udp(fd, &shared);
@@ -234,12 +234,7 @@ impl UdpSocket {
                     || self.shared.error.load(Ordering::Relaxed) != 0
                     || !self.stack.is_running()
             };
-            let woke = if self.stack.config.busy_poll {
-                Event::spin_until(deadline, ready)
-            } else {
-                self.shared.event.wait_until(deadline, ready)
-            };
-            if !woke {
+            if !self.stack.wait(&self.shared.event, deadline, ready) {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "recv timed out"));
             }
         }

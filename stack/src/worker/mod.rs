@@ -10,7 +10,10 @@
 mod command;
 mod device;
 mod endpoints;
+mod inline;
 pub(crate) mod tcp;
+
+pub(crate) use inline::InlineDriver;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -79,7 +82,8 @@ pub(crate) struct WorkerExit {
     pub batch: RxBatch,
 }
 
-struct Worker {
+/// A worker's state: everything one turn of the loop touches.
+pub(crate) struct Worker {
     index: usize,
     socks: Vec<XskSocket>,
     pool: FramePool,
@@ -96,6 +100,7 @@ struct Worker {
 }
 
 /// Start a worker thread.
+/// Start a worker thread.
 pub(crate) fn spawn(setup: WorkerSetup) -> io::Result<JoinHandle<WorkerExit>> {
     std::thread::Builder::new().name(format!("xdpstack-w{}", setup.index)).spawn(move || {
         if let Some(core) = setup.core {
@@ -103,8 +108,25 @@ pub(crate) fn spawn(setup: WorkerSetup) -> io::Result<JoinHandle<WorkerExit>> {
                 log::warn!("worker {}: could not pin to core {core}", setup.index);
             }
         }
+        let announce = setup.announce;
+        let mut w = Worker::new(setup);
+        let report = w.run(announce);
+        w.exit(report)
+    })
+}
+
+/// A worker for run-to-completion mode: primed, ready for [`Worker::turn`] from application threads.
+pub(crate) fn inline(setup: WorkerSetup) -> Worker {
+    let announce = setup.announce;
+    let mut w = Worker::new(setup);
+    w.prime(announce);
+    w
+}
+
+impl Worker {
+    fn new(setup: WorkerSetup) -> Worker {
         let busy_poll = setup.shared.config.busy_poll;
-        let mut w = Worker {
+        Worker {
             index: setup.index,
             batch: RxBatch::new(&setup.umem, BATCH),
             socks: setup.socks,
@@ -130,14 +152,22 @@ pub(crate) fn spawn(setup: WorkerSetup) -> io::Result<JoinHandle<WorkerExit>> {
                 }
             }),
             resolve: Vec::new(),
-        };
-        let report = w.run(setup.announce);
-        WorkerExit { report, socks: w.socks, pool: w.pool, batch: w.batch }
-    })
-}
+        }
+    }
 
-impl Worker {
-    fn run(&mut self, announce: bool) -> WorkerReport {
+    /// Take the worker apart at the end: its report, and the parts the stack accounts for.
+    pub(crate) fn exit(self, report: WorkerReport) -> WorkerExit {
+        WorkerExit { report, socks: self.socks, pool: self.pool, batch: self.batch }
+    }
+
+    /// The final report of a worker that ran inline.
+    pub(crate) fn finish_inline(mut self) -> WorkerExit {
+        let report = self.report();
+        self.exit(report)
+    }
+
+    /// Fill the fill rings and announce our addresses: before the first turn.
+    fn prime(&mut self, announce: bool) {
         for s in &mut self.socks {
             s.refill(&mut self.pool);
         }
@@ -145,11 +175,26 @@ impl Worker {
             let mut tx = XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
             self.iface.announce(&mut tx);
         }
-        loop {
-            let now = Instant::now();
-            let Some(mut work) = self.drain_commands(now) else {
-                break;
-            };
+    }
+
+    fn run(&mut self, announce: bool) -> WorkerReport {
+        self.prime(announce);
+        while let Some(work) = self.turn() {
+            if work > 0 {
+                self.idle_since = None;
+            } else {
+                self.idle(Instant::now());
+            }
+        }
+        self.report()
+    }
+
+    /// One turn of the loop: commands, a receive batch per socket, timers, TCP output, TX flush.
+    /// Returns how much work there was, or None when told to stop.
+    pub(crate) fn turn(&mut self) -> Option<usize> {
+        let now = Instant::now();
+        {
+            let mut work = self.drain_commands(now)?;
             work += self.receive(now);
             if self.iface.poll_at().is_some_and(|t| t <= now) {
                 let mut tx =
@@ -167,13 +212,8 @@ impl Worker {
             for s in &mut self.socks {
                 let _ = s.flush();
             }
-            if work > 0 {
-                self.idle_since = None;
-            } else {
-                self.idle(now);
-            }
+            Some(work)
         }
-        self.report()
     }
 
     fn receive(&mut self, now: Instant) -> usize {
@@ -322,8 +362,12 @@ impl Worker {
             Some(t) => (t - now).as_micros().div_ceil(1000).min(1000) as i32,
             None => 1000,
         };
-        let mut fds: Vec<BorrowedFd<'_>> = self.socks.iter().map(|s| s.fd()).collect();
-        fds.push(link.wake.as_fd());
+        // Sleeping is not the hot path, but it happens once per packet at low rates: no allocation.
+        let mut fds: [Option<BorrowedFd<'_>>; 65] = [None; 65];
+        for (slot, s) in fds.iter_mut().zip(&self.socks) {
+            *slot = Some(s.fd());
+        }
+        fds[self.socks.len().min(64)] = Some(link.wake.as_fd());
         poll_readable(&fds, timeout_ms);
         link.wake.drain();
         link.wake.unregister();

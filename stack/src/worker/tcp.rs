@@ -27,11 +27,18 @@ use crate::wire::{TcpFlags, TcpRepr};
 
 type Tuple = (SocketAddrV4, SocketAddrV4);
 
+/// Timer-heap entries one connection has at once: its live deadline, plus later ones left stale when a
+/// deadline moved earlier. In steady traffic that is about one per delayed-ACK interval within a
+/// retransmission timeout (200 ms / 40 ms), so 8 leaves room.
+const HEAP_ENTRIES_PER_CONNECTION: usize = 8;
+
 struct Entry {
     conn: Connection,
     shared: Arc<TcpShared>,
     /// The listener that made it, while it waits to be accepted.
     listener: Option<SocketAddrV4>,
+    /// It counts against its listener's SYN queue (a half-open connection; not one born from a cookie).
+    in_syn_queue: bool,
     /// Ends for the application, until the connection is handed over through the accept queue.
     ends: Option<Accepted>,
     /// The deadline this entry has in the heap.
@@ -109,6 +116,10 @@ impl TcpTable {
         };
         let gen = self.gens[idx];
         self.slots[idx] = Some(Entry { gen, ..e });
+        // Room for this connection's timer entries (a live one and a few stale ones), reserved now so
+        // that the packet path does not grow the heap.
+        self.heap.reserve(HEAP_ENTRIES_PER_CONNECTION);
+        self.dirty.reserve(1);
         self.by_tuple.insert(tuple, idx);
         self.mark_dirty(idx);
         idx
@@ -230,6 +241,7 @@ impl TcpTable {
                     conn,
                     shared,
                     listener: Some(key),
+                    in_syn_queue: true,
                     ends: Some(ends),
                     timer_at: None,
                     dirty: false,
@@ -286,6 +298,7 @@ impl TcpTable {
             conn,
             shared,
             listener: Some(key),
+            in_syn_queue: false,
             ends: Some(ends),
             timer_at: None,
             dirty: false,
@@ -335,6 +348,7 @@ impl TcpTable {
             conn,
             shared: req.shared,
             listener: None,
+            in_syn_queue: false,
             ends: None,
             timer_at: None,
             dirty: false,
@@ -384,7 +398,10 @@ impl TcpTable {
                 continue; // a stale heap entry
             }
             e.timer_at = None;
-            e.conn.on_timeout(now);
+            if e.conn.poll_timeout().is_some_and(|due| due <= now) {
+                e.conn.on_timeout(now);
+            }
+            // Either way the connection is flushed, which schedules its next deadline.
             self.mark_dirty(idx);
         }
     }
@@ -442,10 +459,12 @@ impl TcpTable {
                 self.remove(idx, stack);
                 continue;
             }
-            let next = e.conn.poll_timeout();
-            if next != e.timer_at {
-                e.timer_at = next;
-                if let Some(t) = next {
+            // A deadline that moved later needs no new heap entry: the earlier one fires, finds nothing
+            // due, and schedules the real one then. Only an earlier deadline is pushed, so the heap
+            // does not grow with every ACK that restarts the retransmission timer.
+            if let Some(t) = e.conn.poll_timeout() {
+                if e.timer_at.is_none_or(|at| t < at) {
+                    e.timer_at = Some(t);
                     self.heap.push(Reverse((t, idx, e.gen)));
                 }
             }
@@ -460,7 +479,9 @@ impl TcpTable {
         let Some(key) = e.listener else { return };
         let Some(l) = self.listeners.get_mut(&key) else { return };
         let ends = e.ends.take().expect("checked");
-        l.listener.syn_queue = l.listener.syn_queue.saturating_sub(1);
+        if std::mem::take(&mut e.in_syn_queue) {
+            l.listener.syn_queue -= 1;
+        }
         if let Err(back) = l.shared.push_accepted(ends) {
             // Cannot happen often (input checks the queue first); the connection cannot be delivered.
             self.counters.listen_overflows.inc();
@@ -474,9 +495,9 @@ impl TcpTable {
         let Some(e) = self.slots[idx].take() else { return };
         let tuple = (e.conn.local(), e.conn.remote());
         self.by_tuple.remove(&tuple);
-        if let Some(key) = e.listener {
+        if let (Some(key), true) = (e.listener, e.in_syn_queue) {
             if let Some(l) = self.listeners.get_mut(&key) {
-                l.listener.syn_queue = l.listener.syn_queue.saturating_sub(1);
+                l.listener.syn_queue -= 1;
             }
         }
         e.shared.publish(&e.conn, events::STATE | events::READABLE | events::WRITABLE);

@@ -58,8 +58,12 @@ pub struct RunArgs {
     /// Spin instead of sleeping (workers and blocked calls): lowest latency, full cores.
     #[arg(long)]
     busy_poll: bool,
+    /// Run to completion: no worker thread; the service threads drive the stack while they wait
+    /// (spinning). Lowest latency on few cores. Implies one worker.
+    #[arg(long)]
+    inline: bool,
     /// Built-in service, NAME:PORT (repeatable): echo-udp, discard-udp, echo-tcp, discard-tcp,
-    /// chargen-tcp, http.
+    /// chargen-tcp, http, sockperf (UDP and TCP).
     #[arg(long = "service", value_name = "SPEC")]
     services: Vec<Service>,
     /// Shared-address mode: the kernel keeps the address; only these ports (udp:P or tcp:P, comma
@@ -130,6 +134,7 @@ pub fn run(args: RunArgs) -> io::Result<ExitCode> {
     cfg.workers = args.workers;
     cfg.cores = args.cores.clone();
     cfg.busy_poll = args.busy_poll;
+    cfg.inline = args.inline;
     cfg.shared_ports = args.ports.clone();
     cfg.vlan = args.vlan;
     cfg.xdp_mode = match args.xdp_mode {
