@@ -413,7 +413,7 @@ mod tests {
     #[test]
     fn test_plots_are_svg_and_png() {
         let dir = TempDir::new("plot");
-        let report = crate::demo_report(3);
+        let report = crate::demo::demo_report(3);
         let written = write_plots(&report, dir.path()).unwrap();
         assert_eq!(written.len(), 18, "{written:?}");
         for path in &written {
