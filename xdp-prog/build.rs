@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use libbpf_cargo::SkeletonBuilder;
 
 /// The programs in src/bpf/, each becoming `$OUT_DIR/<name>.skel.rs`.
-const PROGRAMS: [&str; 2] = ["steer", "lossy"];
+const PROGRAMS: [&str; 3] = ["steer", "lossy", "bounce"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

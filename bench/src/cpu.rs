@@ -33,24 +33,43 @@ fn sample(core: usize) -> io::Result<Sample> {
 pub struct CoreMeter {
     core: usize,
     start: Sample,
-    t0: Instant,
 }
 
 impl CoreMeter {
     /// Start measuring `core`.
     pub fn start(core: usize) -> io::Result<CoreMeter> {
-        Ok(CoreMeter { core, start: sample(core)?, t0: Instant::now() })
+        Ok(CoreMeter { core, start: sample(core)? })
     }
 
     /// The fraction of the core that was busy since `start` (0.0..=1.0).
     pub fn stop(&self) -> io::Result<f64> {
         let end = sample(self.core)?;
         let total = end.total.saturating_sub(self.start.total);
-        let _ = self.t0;
         if total == 0 {
             return Ok(0.0);
         }
         Ok(end.busy.saturating_sub(self.start.busy) as f64 / total as f64)
+    }
+}
+
+/// Measures the share of a busy-polling stack's time that was work, from its `WorkerIdleNs` counter.
+#[derive(Debug)]
+pub struct WorkMeter {
+    idle_ns: u64,
+    t0: Instant,
+}
+
+impl WorkMeter {
+    /// Start measuring `stack`.
+    pub fn start(stack: &xdpstack::Stack) -> WorkMeter {
+        WorkMeter { idle_ns: stack.counter("WorkerIdleNs"), t0: Instant::now() }
+    }
+
+    /// The fraction of the time since `start` the stack spent working (0.0..=1.0).
+    pub fn stop(&self, stack: &xdpstack::Stack) -> f64 {
+        let idle = stack.counter("WorkerIdleNs").saturating_sub(self.idle_ns) as f64;
+        let elapsed = self.t0.elapsed().as_nanos() as f64;
+        (1.0 - idle / elapsed).clamp(0.0, 1.0)
     }
 }
 

@@ -64,11 +64,19 @@ pub fn demo_report(seed: u64) -> Report {
         quick: true,
         ..Report::default()
     };
-    let pairings = [Pairing::KernelKernel, Pairing::KernelStack, Pairing::StackStack, Pairing::Reflector];
+    let pairings = [
+        Pairing::KernelKernel,
+        Pairing::KernelStack,
+        Pairing::StackStack,
+        Pairing::Reflector,
+        Pairing::XdpTx,
+        Pairing::AfXdpReflector,
+    ];
     for (proto, size) in [(Proto::Udp, 64), (Proto::Udp, 1400), (Proto::Tcp, 64)] {
         for mode in [Mode::Blocking, Mode::BusyPoll] {
             for pairing in pairings {
-                if proto == Proto::Tcp && pairing == Pairing::Reflector {
+                let floor = matches!(pairing, Pairing::Reflector | Pairing::XdpTx | Pairing::AfXdpReflector);
+                if floor && (proto == Proto::Tcp || mode == Mode::Blocking) {
                     continue;
                 }
                 let base = match (pairing, mode) {
@@ -77,6 +85,8 @@ pub fn demo_report(seed: u64) -> Report {
                     (Pairing::KernelStack, _) => 8_000,
                     (Pairing::StackStack, _) => 4_500,
                     (Pairing::Reflector, _) => 7_500,
+                    (Pairing::XdpTx, _) => 5_000,
+                    (Pairing::AfXdpReflector, _) => 4_000,
                 } + size as u64 * 2;
                 report.latency.push(Latency {
                     pairing,
@@ -108,6 +118,7 @@ pub fn demo_report(seed: u64) -> Report {
                     kind,
                     value: kernel * gain * jitter,
                     server_cores: Some(cores),
+                    server_work: None,
                     duration: Duration::from_secs(2),
                 });
             }
@@ -120,12 +131,16 @@ pub fn demo_report(seed: u64) -> Report {
         percentiles: vec![("50.000".into(), 8.1), ("99.000".into(), 11.4), ("99.900".into(), 19.0)],
         summary: "sockperf: Summary: Latency is 8.230 usec".into(),
     });
-    report.stages = vec![
-        Stage { name: "rx ring to parse".into(), nanos: 180.0 },
-        Stage { name: "udp demux and queue".into(), nanos: 95.0 },
-        Stage { name: "application".into(), nanos: 60.0 },
-        Stage { name: "emit and tx ring".into(), nanos: 210.0 },
-    ];
+    let path = "kernel client -> xdpstack server, udp 64 B, busy-poll, mean";
+    report.stages = [
+        ("XDP program to the stack's RX ring", 700.0),
+        ("xdpstack: RX ring to TX kick", 400.0),
+        ("TX kick, sendto", 1900.0),
+        ("kernel client (the rest)", 3100.0),
+    ]
+    .into_iter()
+    .map(|(name, nanos)| Stage { path: path.into(), name: name.into(), nanos })
+    .collect();
     report
 }
 

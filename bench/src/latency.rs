@@ -34,12 +34,29 @@ pub enum Client {
     StackUdp(xdpstack::UdpSocket),
     /// xdpstack TCP connection.
     StackTcp(xdpstack::TcpStream),
+    /// Bare AF_XDP client (UDP frames, no stack).
+    AfXdp(Box<crate::reflector::Pinger>),
 }
 
+/// How long one call of a round trip may take before the run fails (a lost message, a dead server):
+/// a benchmark that hangs tells nobody anything.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn spin_retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut spins = 0u32;
+    let mut deadline = None;
     loop {
         match f() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins % 4096 == 0 {
+                    let d = *deadline.get_or_insert_with(|| Instant::now() + CALL_TIMEOUT);
+                    if Instant::now() > d {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer within 5 s"));
+                    }
+                }
+            }
             r => return r,
         }
     }
@@ -70,10 +87,18 @@ impl Client {
     /// Kernel sockets spin in busy-poll mode (non-blocking calls in a loop), as sockperf does.
     pub fn set_busy(&self, busy: bool) -> io::Result<()> {
         match self {
-            Client::KernelUdp(s) => s.set_nonblocking(busy),
-            Client::KernelTcp(s) => s.set_nonblocking(busy),
-            // xdpstack sockets spin or not by the stack's mode.
-            Client::StackUdp(_) | Client::StackTcp(_) => Ok(()),
+            Client::KernelUdp(s) => {
+                s.set_read_timeout(Some(CALL_TIMEOUT))?;
+                s.set_nonblocking(busy)
+            }
+            Client::KernelTcp(s) => {
+                s.set_read_timeout(Some(CALL_TIMEOUT))?;
+                s.set_nonblocking(busy)
+            }
+            // xdpstack sockets spin or not by the stack's mode; the bare client always spins.
+            Client::StackUdp(s) => s.set_read_timeout(Some(CALL_TIMEOUT)),
+            Client::StackTcp(s) => s.set_read_timeout(Some(CALL_TIMEOUT)),
+            Client::AfXdp(_) => Ok(()),
         }
     }
 
@@ -98,6 +123,8 @@ impl Client {
                 write_full(s, msg)?;
                 read_full(s, &mut buf[..msg.len()])
             }
+            // The pinger's frame has the payload size of the run; `msg` only sets that size.
+            Client::AfXdp(p) => p.round_trip(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! `sockperf server` and against xdpstack's sockperf service. Results go to the terminal (with every
 //! figure's ratio to the kernel), to JSON, to `.hgrm` files and to SVG and PNG plots.
 
+mod cleanup;
 mod cpu;
 mod demo;
 mod hdr_text;
@@ -30,6 +31,7 @@ use clap::Parser;
 
 use latency::{Client, Rounds};
 use results::{Latency, MachineInfo, Mode, Pairing, Proto, Report, Throughput, ThroughputKind};
+
 use throughput::{Connector, Role, UdpFlows};
 use topo::{Bed, KERNEL_CLIENT, PORT, SERVER, STACK_CLIENT};
 
@@ -43,9 +45,18 @@ struct Args {
     /// Where to write results.json, table.txt, the .hgrm files and the plots.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
-    /// Only these parts (comma separated): latency, throughput, sockperf.
+    /// Only these parts (comma separated): latency, udp-echo, tcp-bulk, conn-rate, sockperf;
+    /// `throughput` means udp-echo, tcp-bulk and conn-rate.
     #[arg(long, value_delimiter = ',', default_values_t = ["latency".to_string(), "throughput".to_string(), "sockperf".to_string()])]
     only: Vec<String>,
+    /// Only these pairings (comma separated): kernel-kernel, xdp-tx, reflector, afxdp-reflector,
+    /// kernel-stack, stack-stack. Ratios need kernel-kernel; the floors and the stage breakdown need
+    /// xdp-tx, reflector and afxdp-reflector (busy-poll latency only).
+    #[arg(long, value_delimiter = ',', default_values_t = ["kernel-kernel", "xdp-tx", "reflector", "afxdp-reflector", "kernel-stack", "stack-stack"].map(String::from))]
+    pairings: Vec<String>,
+    /// Only these modes (comma separated): blocking, busy-poll.
+    #[arg(long, value_delimiter = ',', default_values_t = ["blocking".to_string(), "busy-poll".to_string()])]
+    modes: Vec<String>,
     /// Write the outputs of a made-up report into this directory and exit (to look at the formats).
     #[arg(long, hide = true, value_name = "DIR")]
     demo_report: Option<PathBuf>,
@@ -108,12 +119,14 @@ impl Bench {
         let c = self.bed.cores;
         let server = match (pairing, mode) {
             (Pairing::KernelKernel, _) => "kernel server",
-            (Pairing::Reflector, _) => "reflector",
+            (Pairing::Reflector | Pairing::AfXdpReflector, _) => "reflector",
+            (Pairing::XdpTx, _) => "XDP_TX in the driver (softirq of the sending core)",
             (_, Mode::BusyPoll) => "stack server (run to completion)",
             (_, Mode::Blocking) => "stack worker + server thread",
         };
         let client = match pairing {
             Pairing::StackStack => "stack client",
+            Pairing::AfXdpReflector => "bare AF_XDP client",
             _ => "kernel client",
         };
         format!("{client} on core {}, {server} on core {}", c.client, c.server)
@@ -165,13 +178,10 @@ impl Bench {
         pairing: Pairing,
         mode: Mode,
         proto: Proto,
-        mut client: impl FnMut(&Self) -> io::Result<Client>,
+        mut client: impl FnMut(&Self, usize) -> io::Result<Client>,
     ) -> io::Result<()> {
         for &size in latency::sizes(proto) {
-            if pairing == Pairing::Reflector && proto == Proto::Tcp {
-                continue;
-            }
-            let c = client(self)?;
+            let c = client(self, size)?;
             let (_c, hist) = latency::measure(c, size, self.plan.rounds, self.bed.cores.client)?;
             self.record(pairing, mode, proto, size, hist);
         }
@@ -185,6 +195,7 @@ impl Bench {
         kind: ThroughputKind,
         value: f64,
         server_cores: Option<f64>,
+        server_work: Option<f64>,
     ) {
         eprintln!(
             "  {:<16} {:<9} {}: {value:.3} {}",
@@ -199,6 +210,7 @@ impl Bench {
             kind,
             value,
             server_cores,
+            server_work,
             duration: self.plan.duration,
         });
     }
@@ -215,26 +227,31 @@ impl Bench {
 
     fn kernel_kernel_inner(&mut self, parts: &Parts) -> io::Result<()> {
         let (addr, core) = (self.bed.server(), self.bed.cores.server);
-        for mode in [Mode::Blocking, Mode::BusyPoll] {
+        for mode in parts.modes.clone() {
             if parts.latency {
                 for proto in [Proto::Udp, Proto::Tcp] {
                     let server =
                         self.bed.in_server_ns(move || latency::kernel_server(addr, proto, mode, core))??;
-                    let r = self.sizes(Pairing::KernelKernel, mode, proto, |b| {
+                    let r = self.sizes(Pairing::KernelKernel, mode, proto, |b, _| {
                         b.kernel_client(proto, mode == Mode::BusyPoll)
                     });
                     server.stop();
                     r?;
                 }
             }
-            if parts.throughput {
+            if parts.udp_echo {
                 // UDP echo, measuring the server core.
                 let server =
                     self.bed.in_server_ns(move || latency::kernel_server(addr, Proto::Udp, mode, core))??;
                 let flows = self.kernel_udp_flows()?;
+                // The server's receive processing on its own core (veth would run it on the client's).
+                self.bed.server_rps(true)?;
                 let meter = cpu::CoreMeter::start(core)?;
-                let pps = throughput::udp_echo(flows, self.plan.duration, self.bed.cores.client)?;
+                let pps = throughput::udp_echo(flows, mode, self.plan.duration, self.bed.cores.client);
                 let busy = meter.stop()?;
+                self.bed.server_rps(false)?;
+                let pps = pps?;
+                let work = None;
                 server.stop();
                 self.throughput(
                     Pairing::KernelKernel,
@@ -242,9 +259,10 @@ impl Bench {
                     ThroughputKind::UdpEcho { flows: self.plan.udp_flows },
                     pps,
                     Some(busy),
+                    work,
                 );
-                self.tcp_throughput(Pairing::KernelKernel, mode, None)?;
             }
+            self.tcp_throughput(parts, Pairing::KernelKernel, mode, None)?;
         }
         Ok(())
     }
@@ -267,6 +285,7 @@ impl Bench {
     /// server stack (None: the kernel) and the client stack (None: the kernel).
     fn tcp_throughput(
         &mut self,
+        parts: &Parts,
         pairing: Pairing,
         mode: Mode,
         stacks: Option<(&Arc<xdpstack::Stack>, Option<&Arc<xdpstack::Stack>>)>,
@@ -280,28 +299,30 @@ impl Bench {
         let peer_ns = self.bed.tb.peer_ns.clone();
         let connector = || match stacks.and_then(|(_, c)| c) {
             Some(cs) => Connector::Stack(cs.clone()),
-            None => Connector::Kernel(peer_ns.clone()),
+            None => Connector::Kernel { ns: peer_ns.clone(), busy: mode == Mode::BusyPoll },
         };
         let bed = &self.bed;
         let server = |role| -> io::Result<throughput::TcpServer> {
             match stacks {
                 Some((s, _)) => throughput::stack_tcp_server(s, to, role, core),
-                None => bed.in_server_ns(move || throughput::kernel_tcp_server(to, role, core))?,
+                None => bed.in_server_ns(move || throughput::kernel_tcp_server(to, role, mode, core))?,
             }
         };
         let mut results = Vec::new();
-        for flows in [1, 4] {
+        for flows in [1, 4].into_iter().filter(|_| parts.tcp_bulk) {
             let srv = server(Role::Discard)?;
             let gbps = throughput::tcp_bulk(connector(), to, &srv, flows, d, client_core);
             srv.stop();
             results.push((ThroughputKind::TcpBulk { flows }, gbps?));
         }
-        let srv = server(Role::RequestResponse)?;
-        let rate = throughput::tcp_conn_rate(connector(), to, d, client_core);
-        srv.stop();
-        results.push((ThroughputKind::TcpConnRate, rate?));
+        if parts.conn_rate {
+            let srv = server(Role::RequestResponse)?;
+            let rate = throughput::tcp_conn_rate(connector(), to, d, client_core);
+            srv.stop();
+            results.push((ThroughputKind::TcpConnRate, rate?));
+        }
         for (kind, value) in results {
-            self.throughput(pairing, mode, kind, value, None);
+            self.throughput(pairing, mode, kind, value, None, None);
         }
         Ok(())
     }
@@ -311,38 +332,146 @@ impl Bench {
     fn reflector(&mut self) -> io::Result<()> {
         eprintln!("kernel client - bare AF_XDP reflector");
         // The reflector answers no ARP: tell the peer where the server is.
-        let mac = self.bed.tb.stack_mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
-        let st = self
-            .bed
-            .tb
-            .peer_cmd("ip")
-            .args([
-                "neigh",
-                "replace",
-                "10.77.0.2",
-                "lladdr",
-                &mac,
-                "dev",
-                &self.bed.tb.peer_if,
-                "nud",
-                "permanent",
-            ])
-            .status()?;
-        if !st.success() {
-            return Err(io::Error::other("cannot set the neighbour entry for the reflector"));
-        }
+        self.server_neighbour(true)?;
         let (ifname, core) = (self.bed.tb.stack_if.clone(), self.bed.cores.server);
         let refl = self.bed.in_server_ns(move || reflector::Reflector::start(&ifname, SERVER, core))??;
-        let r =
-            self.sizes(Pairing::Reflector, Mode::BusyPoll, Proto::Udp, |b| b.kernel_client(Proto::Udp, true));
+        let r = self
+            .sizes(Pairing::Reflector, Mode::BusyPoll, Proto::Udp, |b, _| b.kernel_client(Proto::Udp, true));
         let _ = refl.stop();
-        let _ = self
-            .bed
-            .tb
-            .peer_cmd("ip")
-            .args(["neigh", "del", "10.77.0.2", "dev", &self.bed.tb.peer_if])
-            .status();
+        self.server_neighbour(false)?;
         r
+    }
+
+    /// The peer's static neighbour entry for the server address (the floors answer no ARP), or its
+    /// removal.
+    fn server_neighbour(&self, on: bool) -> io::Result<()> {
+        let tb = &self.bed.tb;
+        if !on {
+            let _ = tb.peer_cmd("ip").args(["neigh", "del", "10.77.0.2", "dev", &tb.peer_if]).status();
+            return Ok(());
+        }
+        let mac = tb.stack_mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+        let st = tb
+            .peer_cmd("ip")
+            .args(["neigh", "replace", "10.77.0.2", "lladdr", &mac, "dev", &tb.peer_if, "nud", "permanent"])
+            .status()?;
+        if !st.success() {
+            return Err(io::Error::other("cannot set the neighbour entry for the server address"));
+        }
+        Ok(())
+    }
+
+    /// The in-driver floor: the kernel client against an XDP program that answers with XDP_TX.
+    fn xdp_tx(&mut self) -> io::Result<()> {
+        eprintln!("kernel client - XDP_TX in the driver");
+        self.server_neighbour(true)?;
+        // XDP_TX frames reach the other end of a veth only if that end runs NAPI, which it does with an
+        // XDP program of its own: a bounce program without an address, which passes everything.
+        let attach = |ifname: String, addr: Option<std::net::Ipv4Addr>| {
+            move || -> io::Result<(xdp_prog::Bounce, xdp_prog::XdpLink)> {
+                let dev = xdpstack::netdev::NetDev::lookup(&ifname)?;
+                let b = xdp_prog::Bounce::load().map_err(io::Error::other)?;
+                if let Some(a) = addr {
+                    b.set_addr(a).map_err(io::Error::other)?;
+                }
+                let link = b.attach(dev.ifindex, xdp_prog::XdpMode::Auto).map_err(io::Error::other)?;
+                Ok((b, link))
+            }
+        };
+        let server = self.bed.in_server_ns(attach(self.bed.tb.stack_if.clone(), Some(SERVER)))?;
+        let client = self.bed.in_client_ns(attach(self.bed.tb.peer_if.clone(), None))?;
+        let r = server.and_then(|s| client.map(|c| (s, c))).and_then(|((bounce, _l1), _peer)| {
+            self.sizes(Pairing::XdpTx, Mode::BusyPoll, Proto::Udp, |b, _| b.kernel_client(Proto::Udp, true))?;
+            match bounce.counters() {
+                Ok(c) if c.bounced > 0 => Ok(()),
+                _ => Err(io::Error::other("the XDP_TX floor answered nothing")),
+            }
+        });
+        self.server_neighbour(false)?;
+        r
+    }
+
+    /// The stack-stack floor: a bare AF_XDP client against the bare AF_XDP reflector.
+    fn afxdp_reflector(&mut self) -> io::Result<()> {
+        eprintln!("bare AF_XDP client - bare AF_XDP reflector");
+        let (ifname, core) = (self.bed.tb.stack_if.clone(), self.bed.cores.server);
+        let refl = self.bed.in_server_ns(move || reflector::Reflector::start(&ifname, SERVER, core))??;
+        let peer_mac = xdpstack::testbed::in_netns(&self.bed.tb.peer_ns, {
+            let peer_if = self.bed.tb.peer_if.clone();
+            move || xdpstack::netdev::NetDev::lookup(&peer_if).map(|d| d.mac)
+        })??;
+        let path = reflector::PingerPath {
+            src_mac: peer_mac,
+            dst_mac: self.bed.tb.stack_mac,
+            src: SocketAddrV4::new(STACK_CLIENT, 40000),
+            dst: self.bed.server(),
+        };
+        let r = self.sizes(Pairing::AfXdpReflector, Mode::BusyPoll, Proto::Udp, |b, size| {
+            let (peer_if, ns) = (b.bed.tb.peer_if.clone(), b.bed.tb.peer_ns.clone());
+            // Each size gets its own pinger (and frame); only one is alive at a time.
+            let p =
+                xdpstack::testbed::in_netns(&ns, move || reflector::Pinger::start(&peer_if, path, size))??;
+            Ok(Client::AfXdp(Box::new(p)))
+        });
+        let _ = refl.stop();
+        r
+    }
+
+    // ---- where the time goes ----
+
+    /// A busy-poll kernel client against a stack server with stage timing on: the XDP program
+    /// stamps each frame, the stack adds up the time from the stamp to its RX ring, from there to the
+    /// next TX kick, and in the kick; the round trip's mean minus those is the kernel client's part
+    /// (its send path up to XDP, noticing the answer, copies). Means over the run, per round trip.
+    fn stages(&mut self) -> io::Result<()> {
+        eprintln!("stage timing: kernel client - xdpstack server");
+        let (addr, core) = (self.bed.server(), self.bed.cores.server);
+        let mut cfg = self.bed.server_stack_config(Mode::BusyPoll);
+        cfg.stage_timing = true;
+        let stack = Arc::new(self.bed.start_server_stack_with(cfg)?);
+        for proto in [Proto::Udp, Proto::Tcp] {
+            let server = latency::stack_server(&stack, addr, proto, core)?;
+            let r = self.stage_run(&stack, proto, 64);
+            server.stop();
+            r?;
+        }
+        finish(stack)
+    }
+
+    fn stage_run(&mut self, stack: &xdpstack::Stack, proto: Proto, size: usize) -> io::Result<()> {
+        let client = self.kernel_client(proto, true)?;
+        let rounds = self.plan.rounds;
+        let warm = latency::Rounds { warmup: rounds.warmup, measured: 1 };
+        let (client, _) = latency::measure(client, size, warm, self.bed.cores.client)?;
+        let names = ["StageXdpToRxNs", "StageRxFrames", "StageUserNs", "StageKickNs", "StageTurnarounds"];
+        let before: Vec<u64> = names.iter().map(|n| stack.counter(n)).collect();
+        let run = latency::Rounds { warmup: 0, measured: rounds.measured };
+        let (_client, hist) = latency::measure(client, size, run, self.bed.cores.client)?;
+        let d: Vec<f64> = names.iter().zip(&before).map(|(n, b)| (stack.counter(n) - b) as f64).collect();
+        let (frames, turns) = (d[1], d[4]);
+        if frames == 0.0 || turns == 0.0 {
+            return Err(io::Error::other("stage timing: no stamped frame or no TX kick was seen"));
+        }
+        let rtt = hist.mean();
+        // Per round trip: the frames received per round trip (TCP: data, sometimes a separate ACK)
+        // each waited between XDP and the ring, but only the first wait delays the answer.
+        let xdp = d[0] / frames;
+        let user = d[2] / turns;
+        let kick = d[3] / turns;
+        let path = format!("kernel client -> xdpstack server, {} {size} B, busy-poll, mean", proto.label());
+        for (name, nanos) in [
+            ("XDP program to the stack's RX ring (AF_XDP copy, being noticed)", xdp),
+            ("xdpstack: RX ring to TX kick (protocol, socket, application, answer)", user),
+            ("TX kick, sendto: copy-mode transmit, veth, the client kernel's receive path", kick),
+            (
+                "kernel client: send path to XDP, noticing the answer, copies (the rest)",
+                rtt - xdp - user - kick,
+            ),
+        ] {
+            self.report.stages.push(results::Stage { path: path.clone(), name: name.into(), nanos });
+        }
+        eprintln!("  {path}: {:.2} us, of which xdpstack {:.2} us", rtt / 1000.0, user / 1000.0);
+        Ok(())
     }
 
     // ---- kernel - stack ----
@@ -350,7 +479,7 @@ impl Bench {
     fn kernel_stack(&mut self, parts: &Parts) -> io::Result<()> {
         eprintln!("kernel client - xdpstack server");
         let (addr, core) = (self.bed.server(), self.bed.cores.server);
-        for mode in [Mode::Blocking, Mode::BusyPoll] {
+        for mode in parts.modes.clone() {
             let stack = Arc::new(self.bed.start_server_stack(mode)?);
             self.report.machine.xdp = format!(
                 "{:?} XDP, {} AF_XDP",
@@ -360,19 +489,21 @@ impl Bench {
             if parts.latency {
                 for proto in [Proto::Udp, Proto::Tcp] {
                     let server = latency::stack_server(&stack, addr, proto, core)?;
-                    let r = self.sizes(Pairing::KernelStack, mode, proto, |b| {
+                    let r = self.sizes(Pairing::KernelStack, mode, proto, |b, _| {
                         b.kernel_client(proto, mode == Mode::BusyPoll)
                     });
                     server.stop();
                     r?;
                 }
             }
-            if parts.throughput {
+            if parts.udp_echo {
                 let server = latency::stack_server(&stack, addr, Proto::Udp, core)?;
                 let flows = self.kernel_udp_flows()?;
                 let meter = cpu::CoreMeter::start(core)?;
-                let pps = throughput::udp_echo(flows, self.plan.duration, self.bed.cores.client)?;
+                let work_meter = cpu::WorkMeter::start(&stack);
+                let pps = throughput::udp_echo(flows, mode, self.plan.duration, self.bed.cores.client)?;
                 let busy = meter.stop()?;
+                let work = (mode == Mode::BusyPoll).then(|| work_meter.stop(&stack));
                 server.stop();
                 self.throughput(
                     Pairing::KernelStack,
@@ -380,9 +511,10 @@ impl Bench {
                     ThroughputKind::UdpEcho { flows: self.plan.udp_flows },
                     pps,
                     Some(busy),
+                    work,
                 );
-                self.tcp_throughput(Pairing::KernelStack, mode, Some((&stack, None)))?;
             }
+            self.tcp_throughput(parts, Pairing::KernelStack, mode, Some((&stack, None)))?;
             finish(stack)?;
         }
         Ok(())
@@ -393,21 +525,21 @@ impl Bench {
     fn stack_stack(&mut self, parts: &Parts) -> io::Result<()> {
         eprintln!("xdpstack client - xdpstack server");
         let (addr, core) = (self.bed.server(), self.bed.cores.server);
-        for mode in [Mode::Blocking, Mode::BusyPoll] {
+        for mode in parts.modes.clone() {
             let server_stack = Arc::new(self.bed.start_server_stack(mode)?);
             let client_stack = Arc::new(self.bed.start_client_stack(mode)?);
             if parts.latency {
                 for proto in [Proto::Udp, Proto::Tcp] {
                     let server = latency::stack_server(&server_stack, addr, proto, core)?;
                     let cs = client_stack.clone();
-                    let r = self.sizes(Pairing::StackStack, mode, proto, move |b| {
+                    let r = self.sizes(Pairing::StackStack, mode, proto, move |b, _| {
                         stack_client(&cs, b.bed.server(), proto)
                     });
                     server.stop();
                     r?;
                 }
             }
-            if parts.throughput {
+            if parts.udp_echo {
                 let server = latency::stack_server(&server_stack, addr, Proto::Udp, core)?;
                 let socks = (0..self.plan.udp_flows)
                     .map(|_| {
@@ -418,12 +550,15 @@ impl Bench {
                     .collect::<io::Result<Vec<_>>>()?;
                 let poll = (mode == Mode::BusyPoll).then(|| client_stack.clone());
                 let meter = cpu::CoreMeter::start(core)?;
+                let work_meter = cpu::WorkMeter::start(&server_stack);
                 let pps = throughput::udp_echo(
                     UdpFlows::Stack(socks, poll),
+                    mode,
                     self.plan.duration,
                     self.bed.cores.client,
                 )?;
                 let busy = meter.stop()?;
+                let work = (mode == Mode::BusyPoll).then(|| work_meter.stop(&server_stack));
                 server.stop();
                 self.throughput(
                     Pairing::StackStack,
@@ -431,9 +566,15 @@ impl Bench {
                     ThroughputKind::UdpEcho { flows: self.plan.udp_flows },
                     pps,
                     Some(busy),
+                    work,
                 );
-                self.tcp_throughput(Pairing::StackStack, mode, Some((&server_stack, Some(&client_stack))))?;
             }
+            self.tcp_throughput(
+                parts,
+                Pairing::StackStack,
+                mode,
+                Some((&server_stack, Some(&client_stack))),
+            )?;
             finish(client_stack)?;
             finish(server_stack)?;
         }
@@ -442,7 +583,7 @@ impl Bench {
 }
 
 fn stack_client(stack: &xdpstack::Stack, to: SocketAddrV4, proto: Proto) -> io::Result<Client> {
-    Ok(match proto {
+    let c = match proto {
         Proto::Udp => {
             let s = xdpstack::UdpSocket::bind(stack, (STACK_CLIENT, 0))?;
             s.connect(to)?;
@@ -453,7 +594,10 @@ fn stack_client(stack: &xdpstack::Stack, to: SocketAddrV4, proto: Proto) -> io::
             s.set_nodelay(true)?;
             Client::StackTcp(s)
         }
-    })
+    };
+    // Sets the call timeouts (the stack's mode decides whether it spins).
+    c.set_busy(false)?;
+    Ok(c)
 }
 
 /// Shut a stack down, checking that no frame went missing.
@@ -461,41 +605,121 @@ fn finish(stack: Arc<xdpstack::Stack>) -> io::Result<()> {
     let stack =
         Arc::try_unwrap(stack).map_err(|_| io::Error::other("stack still in use at the end of a phase"))?;
     let r = stack.shutdown();
+    if log::log_enabled!(log::Level::Info) {
+        let nonzero: Vec<_> = r.counters.iter().filter(|(_, v)| *v != 0).collect();
+        log::info!("stack counters at shutdown: {nonzero:?}");
+    }
     if r.frames_lost() != 0 {
         return Err(io::Error::other(format!("{} UMEM frames lost", r.frames_lost())));
     }
     Ok(())
 }
 
+/// The pairings `--pairings` knows.
+const PAIRINGS: &str = "kernel-kernel, xdp-tx, reflector, afxdp-reflector, kernel-stack, stack-stack";
+
+/// What to run.
 struct Parts {
     latency: bool,
-    throughput: bool,
+    udp_echo: bool,
+    tcp_bulk: bool,
+    conn_rate: bool,
     sockperf: bool,
+    pairings: Vec<Pairing>,
+    modes: Vec<Mode>,
+}
+
+impl Parts {
+    fn from_args(args: &Args) -> io::Result<Parts> {
+        let bad = |what: &str, v: &str, known: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what}: unknown value {v:?} (known: {known})"),
+            )
+        };
+        let mut p = Parts {
+            latency: false,
+            udp_echo: false,
+            tcp_bulk: false,
+            conn_rate: false,
+            sockperf: false,
+            pairings: Vec::new(),
+            modes: Vec::new(),
+        };
+        for part in &args.only {
+            match part.as_str() {
+                "latency" => p.latency = true,
+                "throughput" => (p.udp_echo, p.tcp_bulk, p.conn_rate) = (true, true, true),
+                "udp-echo" => p.udp_echo = true,
+                "tcp-bulk" => p.tcp_bulk = true,
+                "conn-rate" => p.conn_rate = true,
+                "sockperf" => p.sockperf = true,
+                v => {
+                    return Err(bad(
+                        "--only",
+                        v,
+                        "latency, throughput, udp-echo, tcp-bulk, conn-rate, sockperf",
+                    ))
+                }
+            }
+        }
+        for v in &args.pairings {
+            p.pairings.push(match v.as_str() {
+                "kernel-kernel" => Pairing::KernelKernel,
+                "reflector" => Pairing::Reflector,
+                "kernel-stack" => Pairing::KernelStack,
+                "stack-stack" => Pairing::StackStack,
+                "xdp-tx" => Pairing::XdpTx,
+                "afxdp-reflector" => Pairing::AfXdpReflector,
+                v => return Err(bad("--pairings", v, PAIRINGS)),
+            });
+        }
+        for v in &args.modes {
+            let m = match v.as_str() {
+                "blocking" => Mode::Blocking,
+                "busy-poll" => Mode::BusyPoll,
+                v => return Err(bad("--modes", v, "blocking, busy-poll")),
+            };
+            if !p.modes.contains(&m) {
+                p.modes.push(m);
+            }
+        }
+        Ok(p)
+    }
+
+    fn runs(&self, pairing: Pairing) -> bool {
+        self.pairings.contains(&pairing)
+    }
 }
 
 fn run(args: &Args) -> io::Result<Report> {
-    let parts = Parts {
-        latency: args.only.iter().any(|p| p == "latency"),
-        throughput: args.only.iter().any(|p| p == "throughput"),
-        sockperf: args.only.iter().any(|p| p == "sockperf"),
-    };
-    if let Some(bad) = args.only.iter().find(|p| !["latency", "throughput", "sockperf"].contains(&p.as_str()))
-    {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("--only: unknown part {bad:?} (latency, throughput, sockperf)"),
-        ));
-    }
+    let parts = Parts::from_args(args)?;
     let bed = Bed::new()?;
     let mut b = Bench { bed, plan: Plan::new(args.quick), report: Report::default() };
     b.report.quick = args.quick;
     b.report.machine = machine_info();
-    b.kernel_kernel(&parts)?;
-    if parts.latency {
+    if parts.runs(Pairing::KernelKernel) {
+        b.kernel_kernel(&parts)?;
+    }
+    let floors = parts.latency && parts.modes.contains(&Mode::BusyPoll);
+    if floors && parts.runs(Pairing::XdpTx) {
+        b.xdp_tx()?;
+    }
+    if floors && parts.runs(Pairing::Reflector) {
         b.reflector()?;
     }
-    b.kernel_stack(&parts)?;
-    b.stack_stack(&parts)?;
+    if floors && parts.runs(Pairing::AfXdpReflector) {
+        b.afxdp_reflector()?;
+    }
+    if parts.runs(Pairing::KernelStack) {
+        b.kernel_stack(&parts)?;
+    }
+    if parts.runs(Pairing::StackStack) {
+        b.stack_stack(&parts)?;
+    }
+    if parts.latency && parts.runs(Pairing::KernelStack) && parts.modes.contains(&Mode::BusyPoll) {
+        b.stages()?;
+    }
     if parts.sockperf {
         sockperf::run_all(&b.bed, args.quick, &mut b.report)?;
     }
@@ -505,6 +729,7 @@ fn run(args: &Args) -> io::Result<Report> {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
+    cleanup::install();
     if let Some(dir) = &args.demo_report {
         return match demo::write_demo(dir) {
             Ok(()) => ExitCode::SUCCESS,

@@ -60,6 +60,8 @@ fn color(pairing: Pairing) -> RGBColor {
         Pairing::KernelStack => RGBColor(31, 119, 180),
         Pairing::StackStack => RGBColor(44, 160, 44),
         Pairing::Reflector => RGBColor(214, 39, 40),
+        Pairing::XdpTx => RGBColor(148, 103, 189),
+        Pairing::AfXdpReflector => RGBColor(255, 127, 14),
     }
 }
 
@@ -453,6 +455,7 @@ mod tests {
                     kind: ThroughputKind::TcpBulk { flows: 8 },
                     value,
                     server_cores: None,
+                    server_work: None,
                     duration: Duration::ZERO,
                 })
                 .collect(),

@@ -15,6 +15,11 @@ pub enum Pairing {
     StackStack,
     /// Linux client, bare AF_XDP reflector (no stack at all): the floor of this path.
     Reflector,
+    /// Linux client, answered inside the driver by an XDP program (XDP_TX): the path without any
+    /// user space on the server side.
+    XdpTx,
+    /// Bare AF_XDP client, bare AF_XDP reflector: the floor of the stack-stack path.
+    AfXdpReflector,
 }
 
 impl Pairing {
@@ -25,6 +30,17 @@ impl Pairing {
             Pairing::KernelStack => "kernel-stack",
             Pairing::StackStack => "stack-stack",
             Pairing::Reflector => "kernel-reflector",
+            Pairing::XdpTx => "kernel-xdp-tx",
+            Pairing::AfXdpReflector => "afxdp-reflector",
+        }
+    }
+
+    /// The floor this pairing's figures are compared with: the bare AF_XDP reflector against the
+    /// same kind of client.
+    pub fn floor(self) -> Pairing {
+        match self {
+            Pairing::StackStack | Pairing::AfXdpReflector => Pairing::AfXdpReflector,
+            _ => Pairing::Reflector,
         }
     }
 }
@@ -149,6 +165,9 @@ pub struct Throughput {
     pub value: f64,
     /// CPU time the server side used, in cores (1.0 = one core busy for the whole run), when measured.
     pub server_cores: Option<f64>,
+    /// For a busy-polling xdpstack server: the share of its worker's time spent on loop turns that
+    /// found work (it spins the rest, so its CPU time is always a full core).
+    pub server_work: Option<f64>,
     /// How long it ran.
     pub duration: Duration,
 }
@@ -171,6 +190,8 @@ pub struct Sockperf {
 /// A named measured fraction of time, for the per-stage breakdown.
 #[derive(Debug, Clone)]
 pub struct Stage {
+    /// The round trip it is part of (the stages of one path add up to its total).
+    pub path: String,
     /// What.
     pub name: String,
     /// Nanoseconds per round trip (or per packet).

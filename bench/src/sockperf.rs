@@ -90,6 +90,7 @@ impl Drop for KernelServer {
         // Safety: SIGTERM to the sockperf server this process started.
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let _ = self.0.wait();
+        crate::cleanup::forget_child(self.0.id());
     }
 }
 
@@ -110,6 +111,7 @@ fn kernel_server(bed: &Bed, proto: Proto) -> io::Result<KernelServer> {
         cmd.arg("--tcp");
     }
     let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    crate::cleanup::child(child.id());
     std::thread::sleep(Duration::from_millis(500));
     Ok(KernelServer(child))
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use xdpstack::Stack;
 
+use crate::results::Mode;
 use crate::topo::pin;
 
 /// Datagrams each flow keeps in flight (closed loop, so that nothing overruns a queue).
@@ -23,55 +24,117 @@ pub enum UdpFlows {
     Stack(Vec<xdpstack::UdpSocket>, Option<Arc<Stack>>),
 }
 
-/// Echoed datagrams per second over `d`, with 64-byte payloads, from a client pinned to `core`.
-pub fn udp_echo(flows: UdpFlows, d: Duration, core: usize) -> io::Result<f64> {
-    let t = std::thread::spawn(move || -> io::Result<f64> {
-        pin(core);
-        let msg = [0x42u8; 64];
-        let mut buf = [0u8; 2048];
-        let mut echoed = 0u64;
-        match flows {
-            UdpFlows::Kernel(socks) => {
+/// Echoed datagrams per second over `d`, with 64-byte payloads, from clients pinned to `core`. Busy-poll
+/// mode: one thread spins over every flow with non-blocking calls (driving the client stack, if it runs
+/// to completion). Blocking mode: a thread per flow, each blocked in `recv` between datagrams.
+pub fn udp_echo(flows: UdpFlows, mode: Mode, d: Duration, core: usize) -> io::Result<f64> {
+    let echoed = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + d / 10 + d;
+    let start = Instant::now() + d / 10;
+    // Counted only between `start` and `end`: the windows fill first.
+    let count = move |echoed: &AtomicU64| {
+        let now = Instant::now();
+        if now >= start && now < end {
+            echoed.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let mut threads = Vec::new();
+    match (flows, mode) {
+        (UdpFlows::Kernel(socks), Mode::BusyPoll) => {
+            let e = echoed.clone();
+            threads.push(std::thread::spawn(move || -> io::Result<()> {
+                pin(core);
+                let (msg, mut buf) = ([0x42u8; 64], [0u8; 2048]);
                 for s in &socks {
                     s.set_nonblocking(true)?;
                     for _ in 0..WINDOW {
                         let _ = s.send(&msg);
                     }
                 }
-                let end = Instant::now() + d;
                 while Instant::now() < end {
                     for s in &socks {
                         while s.recv(&mut buf).is_ok() {
-                            echoed += 1;
+                            count(&e);
                             let _ = s.send(&msg);
                         }
                     }
                 }
-            }
-            UdpFlows::Stack(socks, stack) => {
+                Ok(())
+            }));
+        }
+        (UdpFlows::Stack(socks, stack), Mode::BusyPoll) => {
+            let e = echoed.clone();
+            threads.push(std::thread::spawn(move || -> io::Result<()> {
+                pin(core);
+                let (msg, mut buf) = ([0x42u8; 64], [0u8; 2048]);
                 for s in &socks {
                     s.set_nonblocking(true)?;
                     for _ in 0..WINDOW {
                         let _ = s.send(&msg);
                     }
                 }
-                let end = Instant::now() + d;
                 while Instant::now() < end {
                     if let Some(st) = &stack {
                         st.poll();
                     }
                     for s in &socks {
                         while s.recv(&mut buf).is_ok() {
-                            echoed += 1;
+                            count(&e);
                             let _ = s.send(&msg);
                         }
                     }
                 }
+                Ok(())
+            }));
+        }
+        (UdpFlows::Kernel(socks), Mode::Blocking) => {
+            for s in socks {
+                let e = echoed.clone();
+                threads.push(std::thread::spawn(move || -> io::Result<()> {
+                    pin(core);
+                    s.set_read_timeout(Some(Duration::from_millis(20)))?;
+                    blocking_flow(|m| s.send(m), |b| s.recv(b), end, || count(&e))
+                }));
             }
         }
-        Ok(echoed as f64 / d.as_secs_f64())
-    });
-    t.join().map_err(|_| io::Error::other("udp client panicked"))?
+        (UdpFlows::Stack(socks, _), Mode::Blocking) => {
+            for s in socks {
+                let e = echoed.clone();
+                threads.push(std::thread::spawn(move || -> io::Result<()> {
+                    pin(core);
+                    s.set_read_timeout(Some(Duration::from_millis(20)))?;
+                    blocking_flow(|m| s.send(m), |b| s.recv(b), end, || count(&e))
+                }));
+            }
+        }
+    }
+    for t in threads {
+        t.join().map_err(|_| io::Error::other("udp client panicked"))??;
+    }
+    Ok(echoed.load(Ordering::Relaxed) as f64 / d.as_secs_f64())
+}
+
+/// One flow of the blocking UDP echo client: keep `WINDOW` datagrams in flight until `end` (a
+/// datagram lost on the way is replaced after a receive timeout).
+fn blocking_flow(
+    send: impl Fn(&[u8]) -> io::Result<usize>,
+    recv: impl Fn(&mut [u8]) -> io::Result<usize>,
+    end: Instant,
+    count: impl Fn(),
+) -> io::Result<()> {
+    let (msg, mut buf) = ([0x42u8; 64], [0u8; 2048]);
+    for _ in 0..WINDOW {
+        send(&msg)?;
+    }
+    while Instant::now() < end {
+        match recv(&mut buf) {
+            Ok(_) => count(),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e),
+        }
+        send(&msg)?;
+    }
+    Ok(())
 }
 
 /// A TCP server that discards (bulk) or answers one request and closes (connection rate).
@@ -103,30 +166,44 @@ pub enum Role {
     RequestResponse,
 }
 
-fn serve<S: Read + Write>(mut c: S, role: Role, stop: &AtomicBool, received: &AtomicU64) {
-    let mut buf = vec![0u8; 256 << 10];
+/// Serve one connection with `buf` (a thread's own buffer, reused: a server does not allocate a
+/// quarter megabyte per connection).
+fn serve<S: Read + Write>(mut c: S, role: Role, buf: &mut [u8], stop: &AtomicBool, received: &AtomicU64) {
     match role {
         Role::Discard => {
             while !stop.load(Ordering::Relaxed) {
-                match c.read(&mut buf) {
+                match c.read(buf) {
                     Ok(0) => return,
                     Ok(n) => {
                         received.fetch_add(n as u64, Ordering::Relaxed);
                     }
-                    Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {}
+                    Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+                        std::hint::spin_loop()
+                    }
                     Err(_) => return,
                 }
             }
         }
         Role::RequestResponse => {
             let mut got = 0;
-            while got < 64 {
+            while got < 64 && !stop.load(Ordering::Relaxed) {
                 match c.read(&mut buf[got..64]) {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) => return,
                     Ok(n) => got += n,
+                    Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+                        std::hint::spin_loop()
+                    }
+                    Err(_) => return,
                 }
             }
-            let _ = c.write_all(&buf[..64]);
+            let mut put = 0;
+            while put < got {
+                match c.write(&buf[put..got]) {
+                    Ok(n) => put += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                    Err(_) => return,
+                }
+            }
             received.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -134,33 +211,40 @@ fn serve<S: Read + Write>(mut c: S, role: Role, stop: &AtomicBool, received: &At
 
 const POLL: Duration = Duration::from_millis(100);
 
-/// A kernel TCP server (created in the calling thread's namespace), a thread per connection, all
-/// pinned to `core`.
-pub fn kernel_tcp_server(addr: SocketAddrV4, role: Role, core: usize) -> io::Result<TcpServer> {
+/// A kernel TCP server (created in the calling thread's namespace), a thread per bulk connection, all
+/// pinned to `core`. Blocking mode blocks in `accept` and `read` (with a timeout to notice the stop
+/// flag); busy-poll mode spins on non-blocking calls.
+pub fn kernel_tcp_server(addr: SocketAddrV4, role: Role, mode: Mode, core: usize) -> io::Result<TcpServer> {
+    let busy = mode == Mode::BusyPoll;
     let l = std::net::TcpListener::bind(addr)?;
-    l.set_nonblocking(true)?;
+    if busy {
+        l.set_nonblocking(true)?;
+    } else {
+        set_accept_timeout(&l, POLL)?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
     let (s, r) = (stop.clone(), received.clone());
     let thread = std::thread::spawn(move || {
         pin(core);
+        let mut buf = vec![0u8; 256 << 10];
         let mut conns = Vec::new();
         while !s.load(Ordering::Relaxed) {
             match l.accept() {
                 Ok((c, _)) => {
-                    let _ = c.set_nonblocking(false);
+                    let _ = c.set_nonblocking(busy);
                     let _ = c.set_read_timeout(Some(POLL));
                     if role == Role::RequestResponse {
-                        serve(c, role, &s, &r);
+                        serve(c, role, &mut buf, &s, &r);
                         continue;
                     }
                     let (s, r) = (s.clone(), r.clone());
                     conns.push(std::thread::spawn(move || {
                         pin(core);
-                        serve(c, role, &s, &r)
+                        serve(c, role, &mut vec![0u8; 256 << 10], &s, &r)
                     }));
                 }
-                Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                Err(_) => std::hint::spin_loop(),
             }
         }
         for c in conns {
@@ -168,6 +252,29 @@ pub fn kernel_tcp_server(addr: SocketAddrV4, role: Role, core: usize) -> io::Res
         }
     });
     Ok(TcpServer { stop, received, thread })
+}
+
+/// SO_RCVTIMEO on a listening socket bounds how long `accept` blocks.
+fn set_accept_timeout(l: &std::net::TcpListener, d: Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    };
+    // Safety: a valid socket descriptor and a timeval that lives across the call, with its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            l.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// An xdpstack TCP server on `stack`, a thread per connection, all pinned to `core`.
@@ -179,18 +286,19 @@ pub fn stack_tcp_server(stack: &Stack, addr: SocketAddrV4, role: Role, core: usi
     let (s, r) = (stop.clone(), received.clone());
     let thread = std::thread::spawn(move || {
         pin(core);
+        let mut buf = vec![0u8; 256 << 10];
         let mut conns = Vec::new();
         while !s.load(Ordering::Relaxed) {
             let Ok((c, _)) = l.accept() else { continue };
             let _ = c.set_read_timeout(Some(POLL));
             if role == Role::RequestResponse {
-                serve(c, role, &s, &r);
+                serve(c, role, &mut buf, &s, &r);
                 continue;
             }
             let (s, r) = (s.clone(), r.clone());
             conns.push(std::thread::spawn(move || {
                 pin(core);
-                serve(c, role, &s, &r)
+                serve(c, role, &mut vec![0u8; 256 << 10], &s, &r)
             }));
         }
         for c in conns {
@@ -203,8 +311,8 @@ pub fn stack_tcp_server(stack: &Stack, addr: SocketAddrV4, role: Role, core: usi
 /// How the client side opens connections.
 pub enum Connector {
     /// Kernel sockets, made by a thread that has entered the client namespace (`ns`), so that a
-    /// connection costs a connect, not a thread.
-    Kernel(String),
+    /// connection costs a connect, not a thread; non-blocking (spun on) when `busy`.
+    Kernel { ns: String, busy: bool },
     /// xdpstack client stack.
     Stack(Arc<Stack>),
 }
@@ -213,9 +321,10 @@ impl Connector {
     /// Open a connection (the calling thread must be in the client namespace for `Kernel`).
     fn open(&self, to: SocketAddrV4) -> io::Result<Box<dyn ReadWrite>> {
         match self {
-            Connector::Kernel(_) => {
+            Connector::Kernel { busy, .. } => {
                 let s = std::net::TcpStream::connect(to)?;
                 s.set_nodelay(true)?;
+                s.set_nonblocking(*busy)?;
                 Ok(Box::new(s))
             }
             Connector::Stack(st) => Ok(Box::new(xdpstack::TcpStream::connect(st, to)?)),
@@ -229,7 +338,7 @@ impl Connector {
             f()
         };
         match self {
-            Connector::Kernel(ns) => xdpstack::testbed::in_netns(ns, g),
+            Connector::Kernel { ns, .. } => xdpstack::testbed::in_netns(ns, g),
             Connector::Stack(_) => {
                 std::thread::spawn(g).join().map_err(|_| io::Error::other("client panicked"))
             }
@@ -261,7 +370,7 @@ pub fn tcp_bulk(
                 let mut c = c3.open(to)?;
                 let buf = vec![0x17u8; 256 << 10];
                 while !stop.load(Ordering::Relaxed) {
-                    c.write_all(&buf)?;
+                    spin(|| c.write(&buf))?;
                 }
                 Ok(())
             });
@@ -291,21 +400,52 @@ pub fn tcp_conn_rate(conn: Connector, to: SocketAddrV4, d: Duration, core: usize
         let mut buf = [0u8; 128];
         let mut n = 0u64;
         let t0 = Instant::now();
+        let mut ph: Vec<[u128; 3]> = Vec::new();
         while t0.elapsed() < d {
+            let ta = Instant::now();
             let mut c = conn.open(to)?;
-            c.write_all(&msg)?;
+            let tb = Instant::now();
+            if spin(|| c.write(&msg))? != msg.len() {
+                return Err(io::Error::other("short request"));
+            }
             let mut got = 0;
             while got < 64 {
-                let k = c.read(&mut buf[got..])?;
+                let k = spin(|| c.read(&mut buf[got..]))?;
                 if k == 0 {
                     return Err(io::Error::other("short answer"));
                 }
                 got += k;
             }
             // The server closes first (it keeps TIME-WAIT); wait for its FIN.
-            while c.read(&mut buf)? > 0 {}
+            let tc = Instant::now();
+            while spin(|| c.read(&mut buf))? > 0 {}
+            ph.push([(tb - ta).as_micros(), (tc - tb).as_micros(), tc.elapsed().as_micros()]);
             n += 1;
+        }
+        for k in 0..3 {
+            let mut v: Vec<u128> = ph.iter().map(|p| p[k]).collect();
+            v.sort();
+            eprintln!(
+                "phase {k}: p10 {} p25 {} p50 {} p75 {} p90 {} max {} first {:?}",
+                v[v.len() / 10],
+                v[v.len() / 4],
+                v[v.len() / 2],
+                v[v.len() * 3 / 4],
+                v[v.len() * 9 / 10],
+                v[v.len() - 1],
+                ph.iter().take(16).map(|p| p[k]).collect::<Vec<_>>()
+            );
         }
         Ok(n as f64 / t0.elapsed().as_secs_f64())
     })?
+}
+
+/// Retry `f` while it would block (a non-blocking socket in busy-poll mode).
+fn spin<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            r => return r,
+        }
+    }
 }

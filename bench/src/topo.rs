@@ -63,7 +63,10 @@ pub struct Bed {
 impl Bed {
     /// Make a fresh testbed.
     pub fn new() -> io::Result<Bed> {
-        Ok(Bed { tb: Testbed::unique(1)?, cores: Cores::detect() })
+        let tb = Testbed::unique(1)?;
+        crate::cleanup::namespace(&tb.peer_ns);
+        crate::cleanup::namespace(&tb.stack_ns);
+        Ok(Bed { tb, cores: Cores::detect() })
     }
 
     /// The server address.
@@ -87,6 +90,19 @@ impl Bed {
         Ok(())
     }
 
+    /// Receive packet steering of the server end to the server core (on) or off. On veth, a frame's
+    /// receive processing otherwise runs on the core that sent it, so the kernel server's core would
+    /// not carry its own protocol work; the stack's is on its core anyway (only XDP runs before).
+    pub fn server_rps(&self, on: bool) -> io::Result<()> {
+        let mask = if on { format!("{:x}", 1u64 << self.cores.server) } else { "0".into() };
+        let path = format!("/sys/class/net/{}/queues/rx-0/rps_cpus", self.tb.stack_if);
+        let st = self.tb.stack_cmd("sh").args(["-c", &format!("echo {mask} > {path}")]).status()?;
+        if !st.success() {
+            return Err(io::Error::other(format!("cannot write {path} in the server namespace")));
+        }
+        Ok(())
+    }
+
     /// A stack configuration for the server side in `mode`: run to completion when busy-polling (the
     /// server thread drives it, one core), a pinned worker that sleeps when blocking.
     pub fn server_stack_config(&self, mode: Mode) -> Config {
@@ -97,8 +113,13 @@ impl Bed {
 
     /// Start the server-side stack.
     pub fn start_server_stack(&self, mode: Mode) -> io::Result<Stack> {
+        self.start_server_stack_with(self.server_stack_config(mode))
+    }
+
+    /// Start the server-side stack with `cfg` (from [`Bed::server_stack_config`], adjusted).
+    pub fn start_server_stack_with(&self, cfg: Config) -> io::Result<Stack> {
         let _ = self.tb.peer_cmd("ip").args(["neigh", "flush", "dev", &self.tb.peer_if]).status();
-        self.tb.start_stack(self.server_stack_config(mode))
+        self.tb.start_stack(cfg)
     }
 
     /// Start the client-side stack (stack-stack) on the peer's end, as 10.77.0.3.

@@ -239,6 +239,23 @@ define_counters! {
     worker_commands => "WorkerCommands",
     /// Times the worker slept in poll(2).
     worker_sleeps => "WorkerSleeps",
+    /// Nanoseconds the worker found nothing to do (spinning or sleeping; in run-to-completion mode,
+    /// the time application threads spent waiting in the stack with nothing to do). The rest of the
+    /// elapsed time is its work: a busy-polling core is always 100% busy to the OS, and this tells
+    /// how much of it was real.
+    worker_idle_ns => "WorkerIdleNs",
+    /// Stage timing (Config::stage_timing): nanoseconds from the XDP program's stamp to the worker
+    /// taking the frame off the RX ring, summed over `StageRxFrames`.
+    stage_xdp_to_rx_ns => "StageXdpToRxNs",
+    /// Stage timing: stamped frames received.
+    stage_rx_frames => "StageRxFrames",
+    /// Stage timing: nanoseconds from taking frames off the RX ring to starting the TX kick
+    /// (sendto) that followed: protocol processing, the application, building the answer.
+    stage_user_ns => "StageUserNs",
+    /// Stage timing: nanoseconds spent in those TX kicks (copy-mode transmit in the kernel).
+    stage_kick_ns => "StageKickNs",
+    /// Stage timing: receive-to-kick intervals measured.
+    stage_turnarounds => "StageTurnarounds",
 }
 
 impl Counters {

@@ -19,6 +19,7 @@ use crate::plan::Plan;
 use crate::rand::Rng;
 use crate::socket::bufpool::BufPool;
 use crate::socket::event::Event;
+use crate::socket::ring::RingPool;
 use crate::socket::tcp::TcpShared;
 use crate::socket::{FdTable, PortTable, Proto, SocketEntry, UdpShared};
 use crate::tcp::TcpConfig;
@@ -70,6 +71,13 @@ pub struct Config {
     pub reasm: ReasmConfig,
     /// TCP settings.
     pub tcp: TcpConfig,
+    /// Free TCP buffer memory kept for new connections, in bytes (0: allocate every buffer afresh).
+    pub ring_cache_bytes: usize,
+    /// Stage timing, for benchmarks: the XDP program stamps every frame it steers, and the workers
+    /// add up how long frames waited between XDP and the RX ring, how long the stack took from
+    /// receiving to the next TX kick, and how long the kicks took (the `Stage*` counters). Costs a
+    /// few clock reads per packet; off by default.
+    pub stage_timing: bool,
 }
 
 impl Config {
@@ -94,6 +102,8 @@ impl Config {
             arp: ArpConfig::default(),
             reasm: ReasmConfig::default(),
             tcp: TcpConfig::default(),
+            ring_cache_bytes: 64 << 20,
+            stage_timing: false,
         }
     }
 
@@ -186,6 +196,8 @@ pub(crate) struct StackShared {
     /// connect()ed TCP connections the workers have finished with: their tuples go back to the port
     /// table (lock-free for the worker; drained by the next application call that takes a port).
     released: SegQueue<(SocketAddrV4, SocketAddrV4)>,
+    /// Memory of the TCP byte rings of closed connections, for the next ones.
+    pub rings: Arc<RingPool>,
 }
 
 /// Run-to-completion waiters yield the core after this many turns with nothing to do.
@@ -300,11 +312,21 @@ impl StackShared {
         match &self.inline {
             Some(driver) => {
                 let (mut n, mut idle) = (0u32, 0u32);
+                // Start of the current stretch with nothing to do (for WorkerIdleNs).
+                let mut idle_from: Option<Instant> = None;
+                let idle_ns = &self.workers[0].counters.worker_idle_ns;
+                let end_idle = |from: &mut Option<Instant>| {
+                    if let Some(t) = from.take() {
+                        idle_ns.add(t.elapsed().as_nanos() as u64);
+                    }
+                };
                 loop {
                     if ready() {
+                        end_idle(&mut idle_from);
                         return true;
                     }
                     if driver.drive() == 0 {
+                        idle_from.get_or_insert_with(Instant::now);
                         idle += 1;
                         // Several threads waiting on one core would otherwise take turns at it in
                         // scheduler slices of milliseconds: after a few idle turns, let the others run.
@@ -312,10 +334,12 @@ impl StackShared {
                             std::thread::yield_now();
                         }
                     } else {
+                        end_idle(&mut idle_from);
                         idle = 0;
                     }
                     n = n.wrapping_add(1);
                     if n % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                        end_idle(&mut idle_from);
                         return ready();
                     }
                 }
@@ -530,6 +554,9 @@ impl Stack {
             }
         }
         steering.add_addr(Ipv4Addr::BROADCAST, AddrKind::Broadcast)?;
+        if config.stage_timing {
+            steering.set_stamp(true)?;
+        }
         for (proto, port) in config.shared_ports.iter().flatten() {
             steering.add_port(l4(*proto), *port)?;
         }
@@ -598,6 +625,7 @@ impl Stack {
             next_id: AtomicU64::new(1),
             inline: config.inline.then(InlineDriver::new),
             released: SegQueue::new(),
+            rings: Arc::new(RingPool::new(config.ring_cache_bytes)),
             config,
         });
         let info = StackInfo {

@@ -13,6 +13,10 @@ use std::net::Ipv4Addr;
 /// Number of slots in the `xsks` XSKMAP (`STEER_XSKMAP_SIZE`).
 pub const XSKMAP_SIZE: u32 = 64;
 
+/// Bytes of XDP metadata in front of a frame stamped by [`Steering::set_stamp`](crate::Steering::set_stamp):
+/// a `u64` in native byte order, nanoseconds of CLOCK_MONOTONIC (`STEER_STAMP_LEN`).
+pub const STAMP_LEN: usize = 8;
+
 /// `addrs` value: an address of the stack (`ADDR_UNICAST`).
 pub(crate) const ADDR_UNICAST: u32 = 1;
 /// `addrs` value: a broadcast address the stack listens on (`ADDR_BROADCAST`).
@@ -129,6 +133,8 @@ mod tests {
                 offset_of!(types::steer_config, loss_generation) as u64,
             ),
             ("offsetof(struct steer_config, loss_seed)", offset_of!(types::steer_config, loss_seed) as u64),
+            ("offsetof(struct steer_config, stamp)", offset_of!(types::steer_config, stamp) as u64),
+            ("STEER_STAMP_LEN", STAMP_LEN as u64),
         ];
         host::assert_facts(Facts::Steer, &rust);
     }

@@ -67,6 +67,30 @@ pub(crate) fn program_id(prog: BorrowedFd<'_>) -> Result<u32, Error> {
     libbpf_rs::Program::id_from_fd(prog).map_err(|e| Error::from_libbpf("query the program id", e))
 }
 
+/// Run an XDP program once on `frame` like [`test_run`], and also return the frame as the program
+/// left it.
+pub(crate) fn test_run_output(prog: BorrowedFd<'_>, frame: &[u8]) -> Result<(XdpAction, Vec<u8>), Error> {
+    let mut out = vec![0u8; frame.len() + 512];
+    let mut opts = libbpf_sys::bpf_test_run_opts {
+        sz: size_of::<libbpf_sys::bpf_test_run_opts>() as libbpf_sys::size_t,
+        data_in: frame.as_ptr().cast(),
+        data_size_in: u32::try_from(frame.len())
+            .map_err(|_| Error::InvalidArgument("test frame larger than 4 GiB".into()))?,
+        data_out: out.as_mut_ptr().cast(),
+        data_size_out: out.len() as u32,
+        repeat: 1,
+        ..Default::default()
+    };
+    // Safety: `opts` is properly sized; `data_in` points to `data_size_in` readable bytes and
+    // `data_out` to `data_size_out` writable bytes, both outliving the call.
+    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    if rc < 0 {
+        return Err(Error::from_errno("test-run the XDP program", -rc));
+    }
+    out.truncate(opts.data_size_out as usize);
+    Ok((XdpAction::from(opts.retval), out))
+}
+
 /// Run an XDP program once on `frame` without any interface (`BPF_PROG_TEST_RUN`), on RX queue 0
 /// and on the calling thread's current CPU, and return its verdict.
 pub(crate) fn test_run(prog: BorrowedFd<'_>, frame: &[u8]) -> Result<XdpAction, Error> {

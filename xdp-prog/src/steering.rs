@@ -40,6 +40,7 @@ struct ConfigValue {
     drop_ppm: u32,
     loss_generation: u32,
     loss_seed: u64,
+    stamp: bool,
 }
 
 /// `struct port_key` of steer.h, laid out by the BTF-generated type.
@@ -65,6 +66,7 @@ fn config_bytes(cfg: &ConfigValue) -> [u8; size_of::<types::steer_config>()] {
     let generation = cfg.loss_generation;
     put(&mut value, offset_of!(types::steer_config, loss_generation), &generation.to_ne_bytes());
     put(&mut value, offset_of!(types::steer_config, loss_seed), &cfg.loss_seed.to_ne_bytes());
+    put(&mut value, offset_of!(types::steer_config, stamp), &u32::from(cfg.stamp).to_ne_bytes());
     value
 }
 
@@ -121,6 +123,14 @@ impl Steering {
             value.loss_seed = seed;
             value.loss_generation = abi::next_generation(value.loss_generation);
         })
+    }
+
+    /// Stage timing, for benchmarks: put the time the program saw each steered frame
+    /// (`bpf_ktime_get_ns`, CLOCK_MONOTONIC in nanoseconds) into [`STAMP_LEN`](crate::STAMP_LEN)
+    /// bytes of XDP metadata in front of it, where an AF_XDP reader finds it (copy mode copies it
+    /// too). Off by default: it costs a helper call per frame.
+    pub fn set_stamp(&self, on: bool) -> Result<(), Error> {
+        self.update_config(|value| value.stamp = on)
     }
 
     /// Change the `config` value with `change` and write all of it; kept only if the write worked.
@@ -211,6 +221,12 @@ impl Steering {
     /// thread's current CPU (which picks the loss mode's stream). For tests.
     pub fn test_run(&self, frame: &[u8]) -> Result<XdpAction, Error> {
         prog::test_run(self.prog.as_fd(), frame)
+    }
+
+    /// Like [`test_run`](Steering::test_run), also returning the frame as the program left it,
+    /// XDP metadata (if any) included in front.
+    pub fn test_run_output(&self, frame: &[u8]) -> Result<(XdpAction, Vec<u8>), Error> {
+        prog::test_run_output(self.prog.as_fd(), frame)
     }
 }
 

@@ -257,6 +257,32 @@ fn owned_address_takes_everything() {
 }
 
 #[test]
+fn stamp_mode_puts_the_time_in_front_of_steered_frames_only() {
+    let now = || {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // Safety: a valid clock id and a live timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    let s = steering(false);
+    let frame = udp_frame(STACK, UNLISTED);
+    let (_, out) = s.test_run_output(&frame).unwrap();
+    assert_eq!(out, frame, "no stamp while the mode is off");
+    s.set_stamp(true).unwrap();
+    let before = now();
+    let (_, out) = s.test_run_output(&frame).unwrap();
+    let after = now();
+    assert_eq!(out.len(), frame.len() + crate::STAMP_LEN);
+    assert_eq!(&out[crate::STAMP_LEN..], &frame[..]);
+    let stamp = u64::from_ne_bytes(out[..8].try_into().unwrap());
+    assert!(before <= stamp && stamp <= after, "{before} <= {stamp} <= {after}");
+    let (_, out) = s.test_run_output(&udp_frame(OTHER, UDP_LISTED)).unwrap();
+    assert_eq!(out.len(), frame.len(), "frames for the kernel are not stamped");
+    s.set_stamp(false).unwrap();
+    assert_eq!(s.test_run_output(&frame).unwrap().1, frame);
+}
+
+#[test]
 fn removed_address_and_port_pass() {
     let s = steering(true);
     check(&s, "listed", &udp_frame(STACK, UDP_LISTED), Expect::Steer);

@@ -13,6 +13,12 @@
 //! Each side can also raise a `closed` flag for the other (FIN / EOF, "application closed"); dropping a
 //! half raises its flag too.
 //!
+//! Ring memory comes from a [`RingPool`] when one is given ([`ByteRing::pooled`]): a connection's two
+//! buffers are taken from buffers that earlier connections gave back, so that opening a connection
+//! neither allocates nor zeroes a quarter of a megabyte twice (on a virtual machine the page faults of
+//! fresh memory cost more than the whole handshake). A reused buffer still holds old bytes; the ring
+//! never shows a byte outside `tail..head`, and every byte there was written through this ring.
+//!
 //! # Soundness
 //!
 //! The ring owns `capacity` bytes (a power of two) and two counters that only move forward, modulo
@@ -47,6 +53,8 @@ use std::slice;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crossbeam_queue::ArrayQueue;
+
 /// Keeps a value on its own pair of cache lines (128 bytes: x86 prefetches lines in pairs), so the
 /// producer's and the consumer's counters do not share a line.
 #[repr(align(128))]
@@ -62,8 +70,10 @@ pub struct ByteRing {
     consumer_closed: AtomicBool,
     /// `capacity - 1`; the capacity is a power of two.
     mask: usize,
-    /// `mask + 1` bytes, from a leaked `Box<[u8]>`; freed in `Drop`.
+    /// `mask + 1` bytes from `alloc_ring`; freed (or given to `pool`) in `Drop`.
     buf: NonNull<u8>,
+    /// Where the memory goes back to.
+    pool: Option<Arc<RingPool>>,
 }
 
 // Safety: the ring's bytes are only reached through the halves, which split them into regions with one
@@ -74,10 +84,150 @@ unsafe impl Sync for ByteRing {}
 
 impl Drop for ByteRing {
     fn drop(&mut self) {
-        let raw = ptr::slice_from_raw_parts_mut(self.buf.as_ptr(), self.capacity());
-        // Safety: `buf` came from `Box::leak` of a boxed slice of exactly `capacity` bytes, and this
-        // is the last reference to the ring (both halves are gone).
+        // This is the last reference to the ring (both halves are gone): the memory is free to reuse.
+        let mem = RingMemory(self.buf);
+        let mem = match &self.pool {
+            Some(pool) => match pool.give(self.capacity(), mem) {
+                Ok(()) => return,
+                Err(mem) => mem,
+            },
+            None => mem,
+        };
+        // Safety: the memory came from `alloc_ring` (directly or through the pool, which keeps each
+        // buffer in the class of its capacity) with exactly this capacity, and nothing else refers to it.
+        unsafe { free_ring(mem, self.capacity()) };
+    }
+}
+
+/// The memory of one ring: `capacity` bytes from [`alloc_ring`].
+struct RingMemory(NonNull<u8>);
+
+// Safety: a plain owned allocation, handed between threads whole.
+unsafe impl Send for RingMemory {}
+
+/// Rings of at least this many bytes get their own anonymous mapping instead of heap memory: the
+/// kernel hands out zero pages as they are first touched, so a new 256 KiB ring costs a system call and
+/// a page fault or two, not a quarter megabyte of zeroing. (Through `malloc` the cost depends on what
+/// else the process allocates: glibc raises its mmap threshold when a large block is freed, after which
+/// every ring came from the heap and had to be zeroed: a tenfold slower connection setup.)
+const MAP_MIN: usize = 64 << 10;
+
+fn alloc_ring(capacity: usize) -> RingMemory {
+    if capacity < MAP_MIN {
+        return RingMemory(NonNull::from(Box::leak(vec![0u8; capacity].into_boxed_slice())).cast::<u8>());
+    }
+    // Safety: a fresh private anonymous mapping; no existing memory is touched.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            capacity,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    match NonNull::new(p.cast::<u8>()) {
+        Some(p) if p.as_ptr() != libc::MAP_FAILED.cast() => RingMemory(p),
+        _ => std::alloc::handle_alloc_error(
+            std::alloc::Layout::from_size_align(capacity, 4096).expect("a power of two below isize::MAX"),
+        ),
+    }
+}
+
+/// # Safety
+/// `mem` came from [`alloc_ring`] with this `capacity` and nothing refers to it any more.
+unsafe fn free_ring(mem: RingMemory, capacity: usize) {
+    if capacity < MAP_MIN {
+        let raw = ptr::slice_from_raw_parts_mut(mem.0.as_ptr(), capacity);
+        // Safety: the caller's guarantee: this is the boxed slice `alloc_ring` leaked.
         drop(unsafe { Box::from_raw(raw) });
+        return;
+    }
+    // Safety: the caller's guarantee: this is the whole mapping `alloc_ring` made.
+    let rc = unsafe { libc::munmap(mem.0.as_ptr().cast(), capacity) };
+    debug_assert_eq!(rc, 0, "munmap of a ring");
+}
+
+/// Ring sizes the pool keeps, as powers of two: 4 KiB to 64 MiB.
+const POOLED_SHIFTS: std::ops::RangeInclusive<u32> = 12..=26;
+
+/// Ring memory given back by closed connections, kept for the next ones: a lock-free queue per
+/// power-of-two size, holding at most `max_bytes` in all.
+pub struct RingPool {
+    classes: Vec<Option<ArrayQueue<RingMemory>>>,
+    max_bytes: usize,
+    pooled_bytes: AtomicUsize,
+}
+
+impl fmt::Debug for RingPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingPool")
+            .field("max_bytes", &self.max_bytes)
+            .field("pooled_bytes", &self.pooled_bytes.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl RingPool {
+    /// A pool that keeps at most `max_bytes` of free ring memory (0: keep none).
+    pub fn new(max_bytes: usize) -> RingPool {
+        let classes = POOLED_SHIFTS
+            .map(|s| match max_bytes >> s {
+                0 => None,
+                n => Some(ArrayQueue::new(n.min(4096))),
+            })
+            .collect();
+        RingPool { classes, max_bytes, pooled_bytes: AtomicUsize::new(0) }
+    }
+
+    /// Free ring memory the pool holds, in bytes.
+    pub fn pooled_bytes(&self) -> usize {
+        self.pooled_bytes.load(Ordering::Relaxed)
+    }
+
+    fn class(&self, capacity: usize) -> Option<&ArrayQueue<RingMemory>> {
+        let shift = capacity.trailing_zeros();
+        if !POOLED_SHIFTS.contains(&shift) {
+            return None;
+        }
+        self.classes[(shift - POOLED_SHIFTS.start()) as usize].as_ref()
+    }
+
+    /// Memory for a ring of `capacity` bytes (a power of two): a pooled buffer, or a new one.
+    fn take(&self, capacity: usize) -> RingMemory {
+        match self.class(capacity).and_then(ArrayQueue::pop) {
+            Some(mem) => {
+                self.pooled_bytes.fetch_sub(capacity, Ordering::Relaxed);
+                mem
+            }
+            None => alloc_ring(capacity),
+        }
+    }
+
+    /// Keep `mem` (of `capacity` bytes) for reuse, or hand it back when the pool is full.
+    fn give(&self, capacity: usize, mem: RingMemory) -> Result<(), RingMemory> {
+        let Some(class) = self.class(capacity) else { return Err(mem) };
+        if self.pooled_bytes.fetch_add(capacity, Ordering::Relaxed) + capacity > self.max_bytes {
+            self.pooled_bytes.fetch_sub(capacity, Ordering::Relaxed);
+            return Err(mem);
+        }
+        class.push(mem).inspect_err(|_| {
+            self.pooled_bytes.fetch_sub(capacity, Ordering::Relaxed);
+        })
+    }
+}
+
+impl Drop for RingPool {
+    fn drop(&mut self) {
+        for (shift, class) in POOLED_SHIFTS.zip(&self.classes) {
+            let Some(class) = class else { continue };
+            while let Some(mem) = class.pop() {
+                // Safety: pooled memory came from `alloc_ring` with the capacity of its class, and the
+                // pool was its only owner.
+                unsafe { free_ring(mem, 1 << shift) };
+            }
+        }
     }
 }
 
@@ -86,8 +236,18 @@ impl ByteRing {
     /// two halves. Panics if the rounded capacity does not fit in `usize`.
     #[allow(clippy::new_ret_no_self)]
     pub fn new(capacity: usize) -> (Producer, Consumer) {
-        let capacity = capacity.max(1).checked_next_power_of_two().expect("ring capacity overflows usize");
-        let buf = NonNull::from(Box::leak(vec![0u8; capacity].into_boxed_slice())).cast::<u8>();
+        let capacity = ring_capacity(capacity);
+        ByteRing::make(capacity, alloc_ring(capacity), None)
+    }
+
+    /// As [`ByteRing::new`], with memory from `pool` that goes back to it when both halves are gone.
+    pub fn pooled(capacity: usize, pool: &Arc<RingPool>) -> (Producer, Consumer) {
+        let capacity = ring_capacity(capacity);
+        ByteRing::make(capacity, pool.take(capacity), Some(pool.clone()))
+    }
+
+    fn make(capacity: usize, mem: RingMemory, pool: Option<Arc<RingPool>>) -> (Producer, Consumer) {
+        let buf = mem.0;
         let ring = Arc::new(ByteRing {
             head: CachePadded(AtomicUsize::new(0)),
             tail: CachePadded(AtomicUsize::new(0)),
@@ -95,6 +255,7 @@ impl ByteRing {
             consumer_closed: AtomicBool::new(false),
             mask: capacity - 1,
             buf,
+            pool,
         });
         let producer = Producer { ring: ring.clone(), head: Cell::new(0), cached_tail: Cell::new(0) };
         let consumer = Consumer { ring, tail: Cell::new(0), cached_head: Cell::new(0) };
@@ -104,7 +265,13 @@ impl ByteRing {
     fn capacity(&self) -> usize {
         self.mask + 1
     }
+}
 
+fn ring_capacity(requested: usize) -> usize {
+    requested.max(1).checked_next_power_of_two().expect("ring capacity overflows usize")
+}
+
+impl ByteRing {
     /// Where the `len` bytes at counter `pos` are: the start index and the lengths of the piece up to
     /// the end of the buffer and of the piece that wraps to its start. Requires `len <= capacity`.
     fn pieces(&self, pos: usize, len: usize) -> (usize, usize, usize) {
@@ -370,6 +537,58 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::VecDeque;
     use std::thread;
+
+    fn ring_ptr(p: &Producer) -> *const u8 {
+        p.ring.buf.as_ptr()
+    }
+
+    #[test]
+    fn pooled_memory_is_reused_and_shows_no_old_bytes() {
+        let pool = Arc::new(RingPool::new(1 << 20));
+        let (mut p, mut c) = ByteRing::pooled(5000, &pool);
+        assert_eq!(p.free(), 8192, "rounded up to a power of two");
+        let first = ring_ptr(&p);
+        assert_eq!(p.write(&[0xee; 8192]), 8192);
+        let mut out = [0u8; 100];
+        assert_eq!(c.read(&mut out), 100);
+        drop(p);
+        assert_eq!(pool.pooled_bytes(), 0, "one half still holds the ring");
+        drop(c);
+        assert_eq!(pool.pooled_bytes(), 8192);
+        let (mut p, mut c) = ByteRing::pooled(8192, &pool);
+        assert_eq!(ring_ptr(&p), first, "the same memory again");
+        assert_eq!(pool.pooled_bytes(), 0);
+        assert!(c.is_empty(), "a reused ring starts empty");
+        assert_eq!(c.read(&mut out), 0);
+        assert_eq!(p.write(b"new"), 3);
+        assert_eq!(c.read(&mut out), 3);
+        assert_eq!(&out[..3], b"new");
+    }
+
+    #[test]
+    fn the_pool_keeps_no_more_than_its_bound() {
+        let pool = Arc::new(RingPool::new(3 * 4096));
+        let rings: Vec<_> = (0..5).map(|_| ByteRing::pooled(4096, &pool)).collect();
+        drop(rings);
+        assert_eq!(pool.pooled_bytes(), 3 * 4096, "two of five rings freed, not kept");
+        // Sizes outside the pooled classes, and a pool of no bytes, free at once.
+        drop(ByteRing::pooled(64, &pool));
+        assert_eq!(pool.pooled_bytes(), 3 * 4096);
+        let none = Arc::new(RingPool::new(0));
+        drop(ByteRing::pooled(1 << 18, &none));
+        assert_eq!(none.pooled_bytes(), 0);
+    }
+
+    #[test]
+    fn rings_outlive_their_pool_handle_and_pools_drop_with_memory_in_them() {
+        let pool = Arc::new(RingPool::new(1 << 20));
+        let ring = ByteRing::pooled(1 << 16, &pool);
+        let weak = Arc::downgrade(&pool);
+        drop(pool);
+        assert!(weak.upgrade().is_some(), "the ring keeps the pool alive");
+        drop(ring);
+        assert!(weak.upgrade().is_none(), "the last ring drops the pool, which frees what it kept");
+    }
 
     // The halves move between threads but are not shared.
     const _: fn() = || {

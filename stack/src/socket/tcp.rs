@@ -386,7 +386,8 @@ impl TcpStream {
         shared.active_open = true;
         shared.state.store(State::SynSent as u8, Ordering::Relaxed);
         let shared = Arc::new(shared);
-        let ((app_tx, tx), (rx, app_rx)) = (ByteRing::new(params.send_buf), ByteRing::new(params.recv_buf));
+        let ((app_tx, tx), (rx, app_rx)) =
+            (ByteRing::pooled(params.send_buf, &st.rings), ByteRing::pooled(params.recv_buf, &st.rings));
         let conn_params = ConnectionParams {
             local,
             remote,

@@ -32,7 +32,7 @@ use crate::kneigh::KernelNeighbors;
 use crate::socket::event::poll_readable;
 use crate::stack::StackShared;
 use crate::wire::EthernetAddress;
-use crate::xsk::{FramePool, RxBatch, Umem, XdpStatistics, XskSocket};
+use crate::xsk::{self, FramePool, RxBatch, Umem, XdpStatistics, XskSocket};
 
 /// Frames handled per RX batch.
 const BATCH: usize = 64;
@@ -95,6 +95,12 @@ pub(crate) struct Worker {
     counters: Arc<Counters>,
     busy_poll: bool,
     idle_since: Option<Instant>,
+    /// Start of the current stretch of idle turns (for WorkerIdleNs).
+    idle_from: Option<Instant>,
+    /// Stage timing on (Config::stage_timing).
+    stage_timing: bool,
+    /// Stage timing: when frames were last taken off an RX ring with no TX kick since (CLOCK_MONOTONIC).
+    rx_at_ns: Option<u64>,
     kneigh: Option<KernelNeighbors>,
     resolve: Vec<std::net::Ipv4Addr>,
 }
@@ -126,6 +132,7 @@ pub(crate) fn inline(setup: WorkerSetup) -> Worker {
 impl Worker {
     fn new(setup: WorkerSetup) -> Worker {
         let busy_poll = setup.shared.config.busy_poll;
+        let stage_timing = setup.shared.config.stage_timing;
         Worker {
             index: setup.index,
             batch: RxBatch::new(&setup.umem, BATCH),
@@ -144,6 +151,9 @@ impl Worker {
             counters: setup.counters,
             busy_poll,
             idle_since: None,
+            idle_from: None,
+            stage_timing,
+            rx_at_ns: None,
             kneigh: setup.kernel_neighbors.and_then(|ifindex| match KernelNeighbors::open(ifindex) {
                 Ok(k) => Some(k),
                 Err(e) => {
@@ -182,6 +192,10 @@ impl Worker {
         while let Some(work) = self.turn() {
             if work > 0 {
                 self.idle_since = None;
+                if let Some(from) = self.idle_from.take() {
+                    // One clock read per idle stretch, at its end.
+                    self.counters.worker_idle_ns.add(from.elapsed().as_nanos() as u64);
+                }
             } else {
                 self.idle(Instant::now());
             }
@@ -209,11 +223,45 @@ impl Worker {
             }
             self.resolve_through_kernel(now);
             self.share_learned();
-            for s in &mut self.socks {
-                let _ = s.flush();
+            if self.stage_timing {
+                self.flush_timed();
+            } else {
+                for s in &mut self.socks {
+                    let _ = s.flush();
+                }
             }
             Some(work)
         }
+    }
+
+    /// Flush the TX rings, timing the kicks and the time since the last receive (stage timing).
+    fn flush_timed(&mut self) {
+        for s in &mut self.socks {
+            let kicks = s.counters().tx_kicks;
+            let t0 = xsk::monotonic_ns();
+            let _ = s.flush();
+            if s.counters().tx_kicks == kicks {
+                continue;
+            }
+            let t1 = xsk::monotonic_ns();
+            self.counters.stage_kick_ns.add(t1 - t0);
+            if let Some(rx) = self.rx_at_ns.take() {
+                self.counters.stage_user_ns.add(t0.saturating_sub(rx));
+                self.counters.stage_turnarounds.inc();
+            }
+        }
+    }
+
+    /// Stage timing: what the XDP stamps in front of the `n` frames just received say.
+    fn time_received(&mut self, n: usize) {
+        let t = xsk::monotonic_ns();
+        for j in 0..n {
+            if let Some(stamp) = self.batch.meta_u64(j).filter(|&s| s != 0 && s <= t) {
+                self.counters.stage_xdp_to_rx_ns.add(t - stamp);
+                self.counters.stage_rx_frames.inc();
+            }
+        }
+        self.rx_at_ns.get_or_insert(t);
     }
 
     fn receive(&mut self, now: Instant) -> usize {
@@ -229,6 +277,9 @@ impl Worker {
             };
             if n == 0 {
                 continue;
+            }
+            if self.stage_timing {
+                self.time_received(n);
             }
             total += n;
             self.counters.xsk_rx_frames.add(n as u64);
@@ -334,6 +385,7 @@ impl Worker {
     }
 
     fn idle(&mut self, now: Instant) {
+        self.idle_from.get_or_insert(now);
         if self.busy_poll {
             std::hint::spin_loop();
             return;

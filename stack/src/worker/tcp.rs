@@ -224,7 +224,8 @@ impl TcpTable {
                     nodelay: p.nodelay,
                     keepalive: p.keepalive,
                 };
-                let ((app_tx, tx), (rx, app_rx)) = (ByteRing::new(p.send_buf), ByteRing::new(p.recv_buf));
+                let ((app_tx, tx), (rx, app_rx)) =
+                    (ByteRing::pooled(p.send_buf, &stack.rings), ByteRing::pooled(p.recv_buf, &stack.rings));
                 let conn = Connection::accept(
                     now,
                     &params,
@@ -276,7 +277,8 @@ impl TcpTable {
             nodelay: p.nodelay,
             keepalive: p.keepalive,
         };
-        let ((app_tx, tx), (rx, app_rx)) = (ByteRing::new(p.send_buf), ByteRing::new(p.recv_buf));
+        let ((app_tx, tx), (rx, app_rx)) =
+            (ByteRing::pooled(p.send_buf, &stack.rings), ByteRing::pooled(p.recv_buf, &stack.rings));
         let mut conn = Connection::from_cookie(
             now,
             &params,

@@ -67,6 +67,23 @@ impl RxBatch {
         Some(unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), f.len as usize) })
     }
 
+    /// The 8 bytes right in front of frame `i` as a native-endian `u64`: where XDP metadata of that
+    /// size lands (the steering program's stage-timing stamp). `None` past the end or when the frame
+    /// starts less than 8 bytes into its chunk. Meaningful only when the XDP program wrote it.
+    pub fn meta_u64(&self, i: usize) -> Option<u64> {
+        let f = self.frames.get(i)?;
+        let at = f.addr.checked_sub(8)?;
+        if self.umem.chunk_base(at) != self.umem.chunk_base(f.addr) {
+            return None;
+        }
+        let ptr = self.umem.frame_ptr(at, 8)?;
+        let mut b = [0u8; 8];
+        // Safety: the batch owns the chunk of frame `f` (module invariant), which holds these 8 bytes
+        // (same chunk, checked above and by `frame_ptr`); `&self` keeps it from being recycled.
+        unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), b.as_mut_ptr(), 8) };
+        Some(u64::from_ne_bytes(b))
+    }
+
     /// Frame `i`.
     ///
     /// # Panics

@@ -11,6 +11,15 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `AF_XDP` (linux/socket.h).
 pub(crate) const AF_XDP: libc::c_int = 44;
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`, so that user space can compare
+/// its times with the XDP program's stamps.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // Safety: a valid clock id and a live timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
 /// `SOL_XDP` (linux/socket.h).
 pub(crate) const SOL_XDP: libc::c_int = 283;
 

@@ -259,13 +259,31 @@ static __always_inline int loss_drops(const struct steer_config *cfg)
 			 bpf_get_smp_processor_id());
 }
 
+/* Stage timing: the time the program saw the frame, in XDP metadata in front of it. A driver
+ * without metadata support refuses the adjustment; the frame then goes without. */
+static __always_inline void stamp(struct xdp_md *ctx)
+{
+	__u64 *meta;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)STEER_STAMP_LEN))
+		return;
+	meta = (void *)(long)ctx->data_meta;
+	if ((void *)(meta + 1) > (void *)(long)ctx->data)
+		return;
+	*meta = bpf_ktime_get_ns();
+}
+
 static __always_inline int steer(struct xdp_md *ctx, const struct steer_config *cfg,
 				 const struct flow *f)
 {
 	__u32 spq = cfg->socks_per_queue ? cfg->socks_per_queue : 1;
 	__u32 hash = steer_flow_hash(f->src, f->dst, f->proto, f->src_port, f->dst_port);
 	__u32 index = ctx->rx_queue_index * spq + hash % spq;
-	long action = bpf_redirect_map(&xsks, index, XDP_PASS);
+	long action;
+
+	if (cfg->stamp)
+		stamp(ctx);
+	action = bpf_redirect_map(&xsks, index, XDP_PASS);
 
 	if (action == XDP_PASS) {
 		count(STEER_CTR_NO_SOCKET);

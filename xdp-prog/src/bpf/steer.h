@@ -44,7 +44,14 @@ struct steer_config {
 	__u32 drop_ppm;
 	__u32 loss_generation; /* bumped by user space on every loss change: restarts the streams */
 	__u64 loss_seed;       /* seed of the streams */
+	/* Stage timing (benchmarks): 1 puts bpf_ktime_get_ns() (CLOCK_MONOTONIC) into the 8 bytes of
+	 * XDP metadata in front of every steered frame, where an AF_XDP reader finds it. */
+	__u32 stamp;
+	__u32 pad; /* always 0 */
 };
+
+/* Bytes of XDP metadata a stamped frame carries (a u64, native byte order). */
+#define STEER_STAMP_LEN 8
 
 /* Indices of the per-CPU `counters` array (u64 each). */
 enum steer_counter {

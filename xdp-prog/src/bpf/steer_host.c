@@ -51,6 +51,8 @@ const struct steer_host_fact steer_host_facts[] = {
 	FACT(offsetof(struct steer_config, drop_ppm)),
 	FACT(offsetof(struct steer_config, loss_generation)),
 	FACT(offsetof(struct steer_config, loss_seed)),
+	FACT(offsetof(struct steer_config, stamp)),
+	FACT(STEER_STAMP_LEN),
 	{ NULL, 0 },
 };
 
