@@ -7,6 +7,8 @@ packages=(
   iproute2 ethtool iputils-ping                 # the veth testbed
   socat netcat-openbsd curl python3             # kernel-side clients and servers in tests
   tshark tcpdump                                # captures
+  sockperf util-linux                           # sockperf client/server (tests, benchmarks), taskset
+  fonts-dejavu-core                             # the font the benchmark plots are drawn with
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -26,6 +26,42 @@ pub fn forget_child(pid: u32) {
     lock(&CHILDREN).retain(|&p| p != pid);
 }
 
+/// Let the process `cmd` starts take SIGINT and SIGTERM: the mask [`install`] sets would otherwise
+/// be inherited through `exec`, and a server told to stop would never hear it.
+pub fn unblock_signals(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // Safety: the closure runs between fork and exec and only calls async-signal-safe functions
+    // (sigemptyset, sigaddset, pthread_sigmask) on a set of its own.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        })
+    }
+}
+
+/// Stop a child this run started: SIGTERM, then SIGKILL if it has not exited within 2 s.
+pub fn stop_child(child: &mut std::process::Child) {
+    // Safety: signals to a process this run started and has not waited for yet.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < end {
+        if let Ok(Some(_)) = child.try_wait() {
+            forget_child(child.id());
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Safety: as above.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    let _ = child.wait();
+    forget_child(child.id());
+}
+
 /// Block SIGINT and SIGTERM in the calling thread (call first in `main`, so that every thread started
 /// later inherits the mask) and take them on a thread of their own, which cleans up and exits.
 pub fn install() {

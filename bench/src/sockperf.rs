@@ -48,6 +48,7 @@ fn client(bed: &Bed, proto: Proto, size: usize, secs: u64) -> io::Result<(Vec<(S
     if proto == Proto::Tcp {
         cmd.arg("--tcp");
     }
+    crate::cleanup::unblock_signals(&mut cmd);
     let out = cmd.stdin(Stdio::null()).output()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
@@ -87,10 +88,7 @@ struct KernelServer(Child);
 
 impl Drop for KernelServer {
     fn drop(&mut self) {
-        // Safety: SIGTERM to the sockperf server this process started.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-        crate::cleanup::forget_child(self.0.id());
+        crate::cleanup::stop_child(&mut self.0);
     }
 }
 
@@ -110,6 +108,7 @@ fn kernel_server(bed: &Bed, proto: Proto) -> io::Result<KernelServer> {
     if proto == Proto::Tcp {
         cmd.arg("--tcp");
     }
+    crate::cleanup::unblock_signals(&mut cmd);
     let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
     crate::cleanup::child(child.id());
     std::thread::sleep(Duration::from_millis(500));

@@ -325,9 +325,14 @@ impl Connector {
                 let s = std::net::TcpStream::connect(to)?;
                 s.set_nodelay(true)?;
                 s.set_nonblocking(*busy)?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
                 Ok(Box::new(s))
             }
-            Connector::Stack(st) => Ok(Box::new(xdpstack::TcpStream::connect(st, to)?)),
+            Connector::Stack(st) => {
+                let s = xdpstack::TcpStream::connect(st, to)?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                Ok(Box::new(s))
+            }
         }
     }
 
@@ -400,11 +405,8 @@ pub fn tcp_conn_rate(conn: Connector, to: SocketAddrV4, d: Duration, core: usize
         let mut buf = [0u8; 128];
         let mut n = 0u64;
         let t0 = Instant::now();
-        let mut ph: Vec<[u128; 3]> = Vec::new();
         while t0.elapsed() < d {
-            let ta = Instant::now();
             let mut c = conn.open(to)?;
-            let tb = Instant::now();
             if spin(|| c.write(&msg))? != msg.len() {
                 return Err(io::Error::other("short request"));
             }
@@ -417,34 +419,26 @@ pub fn tcp_conn_rate(conn: Connector, to: SocketAddrV4, d: Duration, core: usize
                 got += k;
             }
             // The server closes first (it keeps TIME-WAIT); wait for its FIN.
-            let tc = Instant::now();
             while spin(|| c.read(&mut buf))? > 0 {}
-            ph.push([(tb - ta).as_micros(), (tc - tb).as_micros(), tc.elapsed().as_micros()]);
             n += 1;
-        }
-        for k in 0..3 {
-            let mut v: Vec<u128> = ph.iter().map(|p| p[k]).collect();
-            v.sort();
-            eprintln!(
-                "phase {k}: p10 {} p25 {} p50 {} p75 {} p90 {} max {} first {:?}",
-                v[v.len() / 10],
-                v[v.len() / 4],
-                v[v.len() / 2],
-                v[v.len() * 3 / 4],
-                v[v.len() * 9 / 10],
-                v[v.len() - 1],
-                ph.iter().take(16).map(|p| p[k]).collect::<Vec<_>>()
-            );
         }
         Ok(n as f64 / t0.elapsed().as_secs_f64())
     })?
 }
 
-/// Retry `f` while it would block (a non-blocking socket in busy-poll mode).
+/// Retry `f` while it would block (a non-blocking socket in busy-poll mode), for at most 5 s.
 fn spin<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut spins = 0u32;
     loop {
         match f() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins % 4096 == 0 && Instant::now() > deadline {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no progress within 5 s"));
+                }
+            }
             r => return r,
         }
     }
