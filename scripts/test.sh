@@ -8,4 +8,7 @@ export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -j2 -- -D warnings
 cargo test --workspace -j2 -- --test-threads=2
+# The benchmark suite in --quick mode on its own testbed, so the benchmarks never rot. Its figures are
+# indicative only (seconds per scenario, a shared machine); scripts/bench.sh gives the numbers.
+cargo run -p xdpstack-bench -j2 -- --quick --out target/bench-quick
 echo "test.sh: all checks passed"

@@ -541,18 +541,39 @@ pub fn print_table(report: &Report, w: &mut impl Write) -> io::Result<()> {
 
     if !report.sockperf.is_empty() {
         writeln!(w, "\nsockperf (unmodified client), µs")?;
-        let mut table = TextTable::new(&["target", "proto", "size", "percentiles"], 2);
+        let cols = ["min", "50.000", "90.000", "99.000", "99.900", "99.990", "max"];
+        let mut table = TextTable::new(
+            &[
+                "target",
+                "proto",
+                "size",
+                "min",
+                "p50",
+                "p90",
+                "p99",
+                "p99.9",
+                "p99.99",
+                "max",
+                "p50 vs kernel",
+            ],
+            3,
+        );
         for s in &report.sockperf {
-            let mut p = String::new();
-            for (label, us) in &s.percentiles {
-                let _ = write!(p, "{}p{label}={us:.2}", if p.is_empty() { "" } else { "  " });
+            let find = |label: &str| s.percentiles.iter().find(|(l, _)| l == label).map(|(_, us)| *us);
+            let kernel_p50 = report
+                .sockperf
+                .iter()
+                .find(|k| k.target.starts_with("kernel") && k.proto == s.proto && k.size == s.size)
+                .and_then(|k| k.percentiles.iter().find(|(l, _)| l == "50.000").map(|(_, us)| *us));
+            let mut row = vec![s.target.clone(), s.proto.label().into(), format!("{} B", s.size)];
+            for c in cols {
+                row.push(find(c).map_or("-".into(), |us| format!("{us:.2}")));
             }
-            table.row(vec![
-                s.target.clone(),
-                s.proto.label().into(),
-                format!("{} B", s.size),
-                or_dash(&p).into(),
-            ]);
+            row.push(fmt_ratio(match (find("50.000"), kernel_p50) {
+                (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                _ => None,
+            }));
+            table.row(row);
         }
         table.write(w)?;
         for s in report.sockperf.iter().filter(|s| !s.summary.trim().is_empty()) {
@@ -1062,7 +1083,11 @@ mod tests {
         let b = block(&text, "p");
         assert_eq!(row(&b, "rx"), ["rx", "0.30", "75 %"]);
         assert_eq!(row(&b, "total"), ["total", "0.40"]);
-        assert!(text.contains("p50.000=5.20  p99.000=7.75"));
+        let b = block(&text, "sockperf (unmodified client), µs");
+        assert_eq!(
+            row(&b, "kernel sockperf server"),
+            ["kernel sockperf server", "udp", "64 B", "-", "5.20", "-", "7.75", "-", "-", "-", "1.00x"]
+        );
 
         let b = block(&text, "targets (--quick run: indicative only)");
         assert_eq!(b.len(), targets(&fixture()).len());

@@ -59,7 +59,7 @@ fn client(bed: &Bed, proto: Proto, size: usize, secs: u64) -> io::Result<(Vec<(S
 
 /// Pull "percentile 50.000 = 5.123" lines and the "Summary" line out of sockperf's output.
 fn parse(text: &str) -> (Vec<(String, f64)>, String) {
-    let clean: String = text.chars().filter(|c| !c.is_control() || *c == '\n').collect();
+    let clean = strip_escapes(text);
     let mut pct = Vec::new();
     let mut summary = String::new();
     for line in clean.lines() {
@@ -82,6 +82,26 @@ fn parse(text: &str) -> (Vec<(String, f64)>, String) {
         }
     }
     (pct, summary.trim().to_string())
+}
+
+/// Drops terminal escape sequences (`ESC [ ... letter`) and other control characters but newlines.
+fn strip_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else if !c.is_control() || c == '\n' {
+            out.push(c);
+        }
+    }
+    out
 }
 
 struct KernelServer(Child);
@@ -180,5 +200,6 @@ sockperf: ---> <MIN> observation =    6.464\n";
         assert!(p.contains(&("min".to_string(), 6.464)));
         assert!(p.contains(&("max".to_string(), 2450.514)));
         assert!(s.contains("Round trip is 17.837"));
+        assert_eq!(strip_escapes("a\u{1b}[2;35mTotal\u{1b}[0m b\r\n"), "aTotal b\n");
     }
 }

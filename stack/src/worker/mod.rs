@@ -97,6 +97,8 @@ pub(crate) struct Worker {
     idle_since: Option<Instant>,
     /// Start of the current stretch of idle turns (for WorkerIdleNs).
     idle_from: Option<Instant>,
+    /// When the last turn began: its clock read serves the idle bookkeeping too (one read per turn).
+    turn_at: Instant,
     /// Stage timing on (Config::stage_timing).
     stage_timing: bool,
     /// Stage timing: when frames were last taken off an RX ring with no TX kick since (CLOCK_MONOTONIC).
@@ -152,6 +154,7 @@ impl Worker {
             busy_poll,
             idle_since: None,
             idle_from: None,
+            turn_at: Instant::now(),
             stage_timing,
             rx_at_ns: None,
             kneigh: setup.kernel_neighbors.and_then(|ifindex| match KernelNeighbors::open(ifindex) {
@@ -193,11 +196,11 @@ impl Worker {
             if work > 0 {
                 self.idle_since = None;
                 if let Some(from) = self.idle_from.take() {
-                    // One clock read per idle stretch, at its end.
-                    self.counters.worker_idle_ns.add(from.elapsed().as_nanos() as u64);
+                    let idle = self.turn_at.saturating_duration_since(from);
+                    self.counters.worker_idle_ns.add(idle.as_nanos() as u64);
                 }
             } else {
-                self.idle(Instant::now());
+                self.idle(self.turn_at);
             }
         }
         self.report()
@@ -207,6 +210,7 @@ impl Worker {
     /// Returns how much work there was, or None when told to stop.
     pub(crate) fn turn(&mut self) -> Option<usize> {
         let now = Instant::now();
+        self.turn_at = now;
         {
             let mut work = self.drain_commands(now)?;
             work += self.receive(now);
