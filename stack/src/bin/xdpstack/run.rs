@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use xdpstack::phy::PcapConfig;
 use xdpstack::wire::Ipv4Cidr;
 use xdpstack::xsk::BindMode;
 use xdpstack::{Config, Proto, Stack, XdpMode};
@@ -76,6 +77,12 @@ pub struct RunArgs {
     /// Stop after this many seconds instead of waiting for Ctrl-C.
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
+    /// Write every frame the stack receives and sends to FILE in pcap format (for tshark/Wireshark).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
+    /// Stop writing the capture when the file would grow past N bytes.
+    #[arg(long, value_name = "N", default_value_t = PcapConfig::DEFAULT_MAX_BYTES, requires = "pcap")]
+    pcap_max_bytes: u64,
 }
 
 fn parse_port(s: &str) -> Result<(Proto, u16), String> {
@@ -137,6 +144,7 @@ pub fn run(args: RunArgs) -> io::Result<ExitCode> {
     cfg.inline = args.inline;
     cfg.shared_ports = args.ports.clone();
     cfg.vlan = args.vlan;
+    cfg.pcap = args.pcap.clone().map(|path| PcapConfig { path, max_bytes: args.pcap_max_bytes });
     cfg.xdp_mode = match args.xdp_mode {
         XdpModeArg::Auto => XdpMode::Auto,
         XdpModeArg::Native => XdpMode::Native,
