@@ -25,7 +25,10 @@ impl TxDevice for XskTx<'_> {
             None => self.sock.transmit(self.pool, max_len, fill),
             Some(pcap) => self.sock.transmit(self.pool, max_len, |buf| {
                 let len = fill(buf);
-                pcap.record(&buf[..len.min(buf.len())]);
+                // A length the socket refuses (0, or past the buffer) is not sent: not recorded either.
+                if len > 0 && len <= buf.len() {
+                    pcap.record(&buf[..len]);
+                }
                 len
             }),
         };

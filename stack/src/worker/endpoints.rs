@@ -107,7 +107,11 @@ impl RawTable {
         };
         let mut matched = false;
         for sock in list.iter().filter(|s| s.accepts(d.dst)) {
-            matched = true;
+            if !matched {
+                // Counted before the copy becomes visible, so that a reader who got it sees the count.
+                matched = true;
+                counters.raw_in_delivers.inc();
+            }
             let mut buf = bufs.get(d.header.len() + d.payload.len());
             buf.extend_from_slice(d.header);
             buf.extend_from_slice(d.payload);
@@ -118,9 +122,6 @@ impl RawTable {
                     counters.raw_rcvbuf_errors.inc();
                 }
             }
-        }
-        if matched {
-            counters.raw_in_delivers.inc();
         }
         matched
     }

@@ -99,7 +99,7 @@ fn parse_port(s: &str) -> Result<(Proto, u16), String> {
 
 /// Block SIGINT and SIGTERM in this thread (and so in every thread started after), so that they can be
 /// taken synchronously with sigtimedwait.
-fn block_signals() -> libc::sigset_t {
+pub(crate) fn block_signals() -> libc::sigset_t {
     // Safety: sigset_t is plain data; sigemptyset/sigaddset initialize it; pthread_sigmask only reads it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -112,7 +112,7 @@ fn block_signals() -> libc::sigset_t {
 }
 
 /// Wait for SIGINT/SIGTERM, or until `limit` passes.
-fn wait_for_signal(set: &libc::sigset_t, limit: Option<Duration>) -> Option<i32> {
+pub(crate) fn wait_for_signal(set: &libc::sigset_t, limit: Option<Duration>) -> Option<i32> {
     let deadline = limit.map(|d| std::time::Instant::now() + d);
     loop {
         let step = match deadline {
