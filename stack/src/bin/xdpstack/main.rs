@@ -57,13 +57,15 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    // ping's output is iputils'; the stack it starts only speaks up when something is wrong.
+    let level = if matches!(cli.command, Cmd::Ping(_)) { "warn" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp_millis()
+        .init();
     let result = match cli.command {
         Cmd::Run(args) => run::run(args),
         Cmd::Ping(args) => ping::run(args),
