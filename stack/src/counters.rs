@@ -169,6 +169,15 @@ define_counters! {
     /// UDP datagrams sent.
     udp_out_datagrams => "UdpOutDatagrams",
 
+    /// Datagrams copied to raw sockets (one per datagram, however many sockets took it).
+    raw_in_delivers => "RawInDelivers",
+    /// Copies dropped because a raw socket's receive queue was full.
+    raw_rcvbuf_errors => "RawRcvbufErrors",
+    /// Datagrams sent from raw sockets.
+    raw_out_datagrams => "RawOutDatagrams",
+    /// Raw sends that failed in the worker (no route, bad header, too long, TX full).
+    raw_out_errors => "RawOutErrors",
+
     /// TCP connections opened actively (RFC 4022 tcpActiveOpens).
     tcp_active_opens => "TcpActiveOpens",
     /// TCP connections opened passively.

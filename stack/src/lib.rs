@@ -21,7 +21,7 @@ pub mod wire;
 mod worker;
 pub mod xsk;
 
-pub use socket::{Proto, TcpListener, TcpSocket, TcpStream, UdpSocket};
+pub use socket::{Proto, RawSocket, TcpListener, TcpSocket, TcpStream, UdpSocket};
 pub use stack::{Config, ShutdownReport, Stack, StackInfo};
 pub use worker::WorkerReport;
 pub use xdp_prog::{AttachedMode, XdpMode};

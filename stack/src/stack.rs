@@ -15,6 +15,7 @@ use xdp_prog::{AddrKind, AttachedMode, L4Proto, SteerConfig, Steering, XdpLink, 
 use crate::counters::Counters;
 use crate::iface::{ArpConfig, IfaceConfig, Interface, ReasmConfig};
 use crate::netdev::NetDev;
+use crate::phy::{PcapConfig, PcapSink};
 use crate::plan::Plan;
 use crate::rand::Rng;
 use crate::socket::bufpool::BufPool;
@@ -78,6 +79,9 @@ pub struct Config {
     /// receiving to the next TX kick, and how long the kicks took (the `Stage*` counters). Costs a
     /// few clock reads per packet; off by default.
     pub stage_timing: bool,
+    /// Capture every frame received and sent to a pcap file, up to a size cap (a debugging tool: the
+    /// workers share one file behind a mutex). Off by default.
+    pub pcap: Option<PcapConfig>,
 }
 
 impl Config {
@@ -104,6 +108,7 @@ impl Config {
             tcp: TcpConfig::default(),
             ring_cache_bytes: 64 << 20,
             stage_timing: false,
+            pcap: None,
         }
     }
 
@@ -494,6 +499,8 @@ pub struct Stack {
     link: Option<XdpLink>,
     umem: Arc<Umem>,
     info: StackInfo,
+    /// The capture, flushed at shutdown.
+    pcap: Option<Arc<PcapSink>>,
 }
 
 /// What shutdown found.
@@ -542,6 +549,7 @@ impl Stack {
             ));
         }
         let plan = Plan::new(netdev.rx_queues, config.workers, xdp_prog::XSKMAP_SIZE)?;
+        let pcap = config.pcap.as_ref().map(PcapSink::create).transpose()?.map(Arc::new);
         let shared_mode = config.shared_ports.is_some();
 
         let steering = Steering::load()?;
@@ -652,8 +660,14 @@ impl Stack {
         iface_cfg.reasm = shared.config.reasm.clone();
         let tcp_config = Arc::new(shared.config.tcp.clone());
 
-        let mut stack =
-            Stack { shared: shared.clone(), threads: Vec::new(), link: Some(link), umem: umem.clone(), info };
+        let mut stack = Stack {
+            shared: shared.clone(),
+            threads: Vec::new(),
+            link: Some(link),
+            umem: umem.clone(),
+            info,
+            pcap: pcap.clone(),
+        };
         for (index, sock_list) in socks.into_iter().enumerate().rev() {
             let setup = WorkerSetup {
                 index,
@@ -667,6 +681,7 @@ impl Stack {
                 announce: index == 0,
                 kernel_neighbors: shared_mode.then_some(netdev.ifindex),
                 tcp: tcp_config.clone(),
+                pcap: pcap.clone(),
             };
             if let Some(driver) = &stack.shared.inline {
                 driver.install(worker::inline(setup));
@@ -722,6 +737,10 @@ impl Stack {
             ]);
         }
         all.push(("XskFramesTotal", u64::from(self.info.frames)));
+        if let Some(p) = &self.pcap {
+            let (written, dropped) = p.stats();
+            all.extend([("PcapFrames", written), ("PcapFramesDropped", dropped)]);
+        }
         all
     }
 
@@ -791,16 +810,30 @@ impl Stack {
         owners.clear();
         // Close the program and its maps now, even if applications still hold sockets.
         lock(&self.shared.steering).take();
+        if let Some(p) = &self.pcap {
+            match p.flush() {
+                Ok(()) => {
+                    let (written, dropped) = p.stats();
+                    log::info!("pcap: {written} frames in {} ({dropped} over the cap)", p.path().display());
+                }
+                Err(e) => log::warn!("pcap: flushing {} failed: {e}", p.path().display()),
+            }
+        }
         (reports, accounted)
     }
 
     /// Stop the stack and report what became of every frame.
     pub fn shutdown(mut self) -> ShutdownReport {
         let (workers, accounted) = self.stop();
+        let mut counters = Counters::sum(self.shared.workers.iter().map(|w| &*w.counters));
+        if let Some(p) = &self.pcap {
+            let (written, dropped) = p.stats();
+            counters.extend([("PcapFrames", written), ("PcapFramesDropped", dropped)]);
+        }
         ShutdownReport {
             frames_total: u64::from(self.umem.frame_count()),
             frames_accounted: accounted,
-            counters: Counters::sum(self.shared.workers.iter().map(|w| &*w.counters)),
+            counters,
             workers,
         }
     }

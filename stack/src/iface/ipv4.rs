@@ -1,5 +1,5 @@
-//! IPv4 (RFC 791, RFC 1122 §3): input checks, delivery to ICMP and UDP, routing (on-link or through
-//! the gateway), output with fragmentation. A host: nothing is ever forwarded.
+//! IPv4 (RFC 791, RFC 1122 §3): input checks, delivery to raw sockets, ICMP, UDP and TCP, routing
+//! (on-link or through the gateway), output with fragmentation. A host: nothing is ever forwarded.
 
 use std::net::Ipv4Addr;
 use std::time::Instant;
@@ -138,6 +138,14 @@ impl Interface {
         tx: &mut T,
         ep: &mut E,
     ) {
+        let raw = super::RawInput {
+            protocol: protocol.into(),
+            src: meta.src,
+            dst: meta.dst,
+            header: meta.header,
+            payload,
+        };
+        let taken_raw = ep.raw(now, raw);
         match protocol {
             IpProtocol::Icmp => {
                 self.counters.ip_in_delivers.inc();
@@ -151,6 +159,8 @@ impl Interface {
                 self.counters.ip_in_delivers.inc();
                 self.process_tcp(now, meta, payload, ep);
             }
+            // A raw socket of this protocol took it: delivered, nothing to answer.
+            _ if taken_raw => self.counters.ip_in_delivers.inc(),
             _ => {
                 self.counters.ip_in_unknown_protos.inc();
                 // RFC 1122 §3.2.2.1: a host SHOULD generate Destination Unreachable, protocol.

@@ -5,7 +5,8 @@
 //!
 //! 1. [`Interface::receive`] for each received frame, with `now`, somewhere to transmit replies
 //!    ([`TxDevice`]) and the sockets ([`Endpoints`]) that datagrams and ICMP errors are handed to;
-//! 2. [`Interface::send_udp`] for each datagram an application sends;
+//! 2. [`Interface::send_udp`] for each datagram an application sends ([`Interface::send_raw`] and
+//!    [`Interface::send_raw_header_included`] for raw sockets);
 //! 3. [`Interface::poll`] whenever `now` reaches [`Interface::poll_at`] (ARP retries and expiry,
 //!    reassembly timeouts);
 //! 4. [`Interface::take_learned`] to share newly learned neighbours with the other workers, and
@@ -17,6 +18,7 @@
 mod arp;
 mod icmp;
 mod ipv4;
+mod raw;
 mod reasm;
 mod tcp;
 pub mod udp;
@@ -29,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use arp::ArpConfig;
+pub use raw::{check_header, HeaderError, RawInput};
 pub use reasm::ReasmConfig;
 
 use crate::counters::Counters;
@@ -158,6 +161,11 @@ pub trait Endpoints {
     fn icmp_error(&mut self, now: Instant, err: IcmpError);
     /// Hand a TCP segment to its connection or listener (or answer it with a reset).
     fn tcp(&mut self, now: Instant, seg: TcpInput<'_>);
+    /// Offer a copy of a datagram to the raw sockets of its protocol, before its protocol handler
+    /// sees it; true when at least one raw socket took it. The default: there are no raw sockets.
+    fn raw(&mut self, _now: Instant, _datagram: RawInput<'_>) -> bool {
+        false
+    }
 }
 
 /// Why a datagram could not be sent.

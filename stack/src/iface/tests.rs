@@ -26,6 +26,9 @@ struct Recorder {
     errors: Vec<IcmpError>,
     capacity: Option<usize>,
     tcp: Vec<(SocketAddrV4, SocketAddrV4, crate::wire::TcpRepr, Vec<u8>)>,
+    /// Protocols with a raw socket open, and the datagrams (header included) they were given.
+    raw_protocols: Vec<u8>,
+    raw: Vec<Vec<u8>>,
 }
 
 impl Endpoints for Recorder {
@@ -44,6 +47,13 @@ impl Endpoints for Recorder {
     }
     fn tcp(&mut self, _now: Instant, seg: TcpInput<'_>) {
         self.tcp.push((seg.src, seg.dst, seg.repr, seg.payload.to_vec()));
+    }
+    fn raw(&mut self, _now: Instant, d: RawInput<'_>) -> bool {
+        if !self.raw_protocols.contains(&d.protocol) {
+            return false;
+        }
+        self.raw.push([d.header, d.payload].concat());
+        true
     }
 }
 
@@ -567,4 +577,130 @@ fn test_vlan_frames_are_accepted_on_our_vlan_and_answered_tagged() {
     let reply = EthernetFrame::new_checked(&tx[0][..]).unwrap();
     assert_eq!(reply.vlan_id(), Some(100));
     assert_eq!(reply.ethertype(), EtherType::Arp);
+}
+
+#[test]
+fn test_raw_icmp_socket_sees_echo_request_with_header_and_the_stack_still_replies() {
+    let mut i = us();
+    let now = Instant::now();
+    knows_peer(&mut i, now);
+    let mut rec = Recorder { raw_protocols: vec![1], ..Recorder::default() };
+    let mut tx = Vec::new();
+    let frame = echo_request(IP_US, b"raw data");
+    i.receive(now, &frame, &mut tx, &mut rec);
+    assert_eq!(rec.raw.len(), 1);
+    assert_eq!(rec.raw[0], frame[14..], "the whole IP datagram, header first");
+    let ip = Ipv4Packet::new_checked(&rec.raw[0][..]).unwrap();
+    assert_eq!((ip.src_addr(), ip.dst_addr(), ip.protocol()), (IP_PEER, IP_US, IpProtocol::Icmp));
+    assert_eq!(tx.len(), 1, "echo request still answered");
+    // A UDP datagram is not offered to the ICMP socket.
+    i.receive(now, &udp_frame(IP_PEER, IP_US, 5000, 7, b"u"), &mut tx, &mut rec);
+    assert_eq!(rec.raw.len(), 1);
+}
+
+#[test]
+fn test_unknown_protocol_taken_by_a_raw_socket_is_not_answered_unreachable() {
+    let mut i = us();
+    let now = Instant::now();
+    knows_peer(&mut i, now);
+    let frame = eth(MAC_US, EtherType::Ipv4, &ipv4(IP_PEER, IP_US, IpProtocol::Unknown(253), b"exp"));
+    let mut rec = Recorder { raw_protocols: vec![253], ..Recorder::default() };
+    let mut tx = Vec::new();
+    i.receive(now, &frame, &mut tx, &mut rec);
+    assert_eq!(rec.raw, vec![frame[14..].to_vec()]);
+    assert!(tx.is_empty(), "no protocol unreachable");
+    assert_eq!(i.counters().ip_in_delivers.get(), 1);
+    assert_eq!(i.counters().ip_in_unknown_protos.get(), 0);
+    // Without the raw socket: protocol unreachable, as before.
+    i.receive(now, &frame, &mut tx, &mut Recorder::default());
+    assert_eq!(tx.len(), 1);
+    assert_eq!(i.counters().ip_in_unknown_protos.get(), 1);
+}
+
+#[test]
+fn test_reassembled_datagram_reaches_raw_socket_whole() {
+    let mut i = us();
+    let now = Instant::now();
+    let payload: Vec<u8> = (0..100u8).collect();
+    let whole = ipv4(IP_PEER, IP_US, IpProtocol::Unknown(253), &payload);
+    let mut rec = Recorder { raw_protocols: vec![253], ..Recorder::default() };
+    let mut tx = Vec::new();
+    for (off, more) in [(0usize, true), (48, false)] {
+        let end = if more { off + 48 } else { payload.len() };
+        let mut p = ipv4(IP_PEER, IP_US, IpProtocol::Unknown(253), &payload[off..end]);
+        let mut ip = Ipv4Packet::new_unchecked(&mut p[..]);
+        ip.set_flags_frag(false, more, off as u16);
+        ip.fill_checksum();
+        i.receive(now, &eth(MAC_US, EtherType::Ipv4, &p), &mut tx, &mut rec);
+    }
+    assert_eq!(rec.raw.len(), 1);
+    let got = Ipv4Packet::new_checked(&rec.raw[0][..]).unwrap();
+    assert_eq!(got.total_len() as usize, whole.len());
+    assert!(got.verify_checksum());
+    assert_eq!(got.payload(), &payload[..]);
+}
+
+#[test]
+fn test_send_raw_builds_the_header_with_the_sockets_protocol() {
+    let mut i = us();
+    let now = Instant::now();
+    knows_peer(&mut i, now);
+    let mut tx = Vec::new();
+    i.send_raw(now, None, IP_PEER, 253, b"experiment", &mut tx).unwrap();
+    assert_eq!(tx.len(), 1);
+    let ip = ip_of(&tx[0]);
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.ttl()),
+        (IP_US, IP_PEER, IpProtocol::Unknown(253), 64)
+    );
+    assert_eq!(ip.payload(), b"experiment");
+    assert_eq!(i.counters().raw_out_datagrams.get(), 1);
+}
+
+#[test]
+fn test_header_included_is_completed_like_linux_and_waits_for_arp() {
+    let mut i = us();
+    let now = Instant::now();
+    // The application's header: zero checksum, zero id, zero source, a wrong total length.
+    let mut d = ipv4(Ipv4Addr::UNSPECIFIED, IP_PEER, IpProtocol::Unknown(253), b"hdrincl");
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut d[..]);
+        ip.set_ident(0);
+        ip.set_total_len(9999);
+        ip.set_ttl(7);
+        ip.set_checksum(0);
+    }
+    let mut tx = Vec::new();
+    i.send_raw_header_included(now, IP_PEER, &mut d, &mut tx).unwrap();
+    assert_eq!(tx.len(), 1, "an ARP request; the datagram waits");
+    assert_eq!(arp_of(&tx[0]).target_protocol_addr, IP_PEER);
+    let mut tx = Vec::new();
+    i.receive(
+        now,
+        &arp(ArpOperation::Reply, (MAC_PEER, IP_PEER), (MAC_US, IP_US)),
+        &mut tx,
+        &mut Recorder::default(),
+    );
+    assert_eq!(tx.len(), 1);
+    let ip = ip_of(&tx[0]); // checks the checksum
+    assert_eq!(ip.src_addr(), IP_US, "source filled in");
+    assert_ne!(ip.ident(), 0, "identification filled in");
+    assert_eq!(ip.total_len() as usize, 20 + 7);
+    assert_eq!(ip.ttl(), 7, "the rest is the application's");
+    assert_eq!(ip.payload(), b"hdrincl");
+
+    // Bad headers are refused and counted.
+    for bad in [vec![0x45u8; 10], vec![0x65u8; 28], {
+        let mut v = vec![0u8; 28];
+        v[0] = 0x44;
+        v
+    }] {
+        let mut bad = bad;
+        assert!(i.send_raw_header_included(now, IP_PEER, &mut bad, &mut tx).is_err());
+    }
+    assert_eq!(i.counters().raw_out_errors.get(), 3);
+    assert_eq!(check_header(&[0x46; 20]), Err(HeaderError::Truncated), "IHL 24 in 20 bytes");
+    assert_eq!(check_header(&[0x65; 20]), Err(HeaderError::BadVersion));
+    assert_eq!(check_header(&[0x44; 20]), Err(HeaderError::BadHeaderLen));
+    assert_eq!(check_header(&[]), Err(HeaderError::Truncated));
 }

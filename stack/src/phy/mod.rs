@@ -3,12 +3,16 @@
 //! The protocol engine only ever sees [`TxDevice`] (it writes whole Ethernet frames into buffers the
 //! device lends it); frames come in as `&mut [u8]` from whatever the worker received. Implementations:
 //! the AF_XDP socket (`xsk`), in-memory queues for tests (`Vec<Vec<u8>>` transmits, `VecDeque<Vec<u8>>`
-//! receives), and middleware that wraps a device: a seeded fault injector ([`FaultInjector`]).
+//! receives), and middleware that wraps a device: a seeded fault injector ([`FaultInjector`]). The
+//! pcap capture ([`pcap`]) sits at the same boundary: the workers record each frame as it comes off
+//! the RX ring and as it goes onto the TX ring.
 
 mod fault;
 mod mem;
+pub mod pcap;
 
 pub use fault::{FaultConfig, FaultInjector};
+pub use pcap::{PcapConfig, PcapSink, PcapWriter};
 
 /// The TX ring (or frame pool) has no room; the frame was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

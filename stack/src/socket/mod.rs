@@ -4,6 +4,7 @@
 pub mod bufpool;
 pub mod event;
 mod ports;
+mod raw;
 pub mod ring;
 mod table;
 pub mod tcp;
@@ -15,6 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) use ports::PortTable;
+pub(crate) use raw::{RawPacket, RawShared};
+pub use raw::{RawSocket, IPPROTO_RAW};
 pub use table::SocketSummary;
 pub(crate) use table::{udp_entry, FdTable, SocketEntry};
 pub use tcp::{TcpListener, TcpSocket, TcpStream};

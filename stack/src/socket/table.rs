@@ -4,7 +4,7 @@ use std::net::SocketAddrV4;
 use std::sync::{Arc, Weak};
 
 use super::tcp::{ListenerShared, TcpShared};
-use super::{Proto, UdpShared};
+use super::{Proto, RawShared, UdpShared};
 
 /// What a descriptor names.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub(crate) enum SocketEntry {
     Tcp(Weak<TcpShared>),
     /// A TCP listener.
     TcpListener(Weak<ListenerShared>),
+    /// A raw IP socket.
+    Raw(Weak<RawShared>),
 }
 
 /// Descriptor -> socket.
@@ -84,13 +86,15 @@ impl SocketEntry {
             SocketEntry::Udp(w) => w.upgrade().map(|s| s.event.signal()),
             SocketEntry::Tcp(w) => w.upgrade().map(|s| s.event.signal()),
             SocketEntry::TcpListener(w) => w.upgrade().map(|s| s.event.signal()),
+            SocketEntry::Raw(w) => w.upgrade().map(|s| s.event.signal()),
             SocketEntry::Reserved => None,
         };
     }
 
     pub(crate) fn summary(&self, fd: i32) -> Option<SocketSummary> {
         match self {
-            SocketEntry::Reserved => None,
+            // The TCP/UDP table; raw sockets have no ports to show in it.
+            SocketEntry::Reserved | SocketEntry::Raw(_) => None,
             SocketEntry::Udp(w) => w.upgrade().map(|s| SocketSummary {
                 fd,
                 proto: Proto::Udp,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::tcp::{ConnectRequest, Kick};
 use crate::socket::tcp::ListenerShared;
-use crate::socket::UdpShared;
+use crate::socket::{RawShared, UdpShared};
 use crate::wire::{EthernetAddress, TcpRepr};
 
 /// A request from an application thread (or another worker) to a worker.
@@ -17,6 +17,13 @@ pub(crate) enum Command {
     UdpUnregister { local: SocketAddrV4, fd: i32 },
     /// Send a datagram; the buffer goes back to the stack's pool afterwards.
     UdpSend { src: SocketAddrV4, dst: SocketAddrV4, buf: Vec<u8> },
+    /// Add a raw socket to the worker's table; acknowledged through `RawShared::registered`.
+    RawRegister(Arc<RawShared>),
+    /// Remove the raw socket with descriptor `fd` for `protocol`.
+    RawUnregister { protocol: u8, fd: i32 },
+    /// Send from a raw socket: a payload for the engine to wrap in a header (source `src` or the
+    /// route's), or a datagram with the application's header; the buffer goes back to the pool.
+    RawSend { src: Option<Ipv4Addr>, dst: Ipv4Addr, protocol: u8, header_included: bool, buf: Vec<u8> },
     /// Open a TCP connection (on the worker that owns its 4-tuple).
     TcpConnect(Box<ConnectRequest>),
     /// Add a TCP listener; acknowledged through `ListenerShared::registered`.

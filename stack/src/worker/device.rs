@@ -1,7 +1,7 @@
 //! The AF_XDP socket as the engine's [`TxDevice`].
 
 use crate::counters::Counters;
-use crate::phy::{TxDevice, TxFull};
+use crate::phy::{PcapSink, TxDevice, TxFull};
 use crate::xsk::{FramePool, XskSocket};
 
 /// One worker's transmit path: its first socket and its frame pool.
@@ -9,6 +9,8 @@ pub(crate) struct XskTx<'a> {
     pub sock: &'a mut XskSocket,
     pub pool: &'a mut FramePool,
     pub counters: &'a Counters,
+    /// The capture, when one is configured (a debugging tool: off by default).
+    pub pcap: Option<&'a PcapSink>,
 }
 
 impl TxDevice for XskTx<'_> {
@@ -19,7 +21,18 @@ impl TxDevice for XskTx<'_> {
             let _ = self.sock.flush();
             self.sock.reap(self.pool);
         }
-        match self.sock.transmit(self.pool, max_len, fill) {
+        let sent = match self.pcap {
+            None => self.sock.transmit(self.pool, max_len, fill),
+            Some(pcap) => self.sock.transmit(self.pool, max_len, |buf| {
+                let len = fill(buf);
+                // A length the socket refuses (0, or past the buffer) is not sent: not recorded either.
+                if len > 0 && len <= buf.len() {
+                    pcap.record(&buf[..len]);
+                }
+                len
+            }),
+        };
+        match sent {
             Ok(()) => {
                 self.counters.xsk_tx_frames.inc();
                 Ok(())

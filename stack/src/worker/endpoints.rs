@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use super::tcp::TcpTable;
 use super::Command;
-use crate::iface::{Delivery, Endpoints, IcmpError, IcmpErrorKind, TcpInput, UdpInput};
+use crate::iface::{Delivery, Endpoints, IcmpError, IcmpErrorKind, RawInput, TcpInput, UdpInput};
 use crate::socket::bufpool::BufPool;
-use crate::socket::{Datagram, UdpShared};
+use crate::socket::{Datagram, RawPacket, RawShared, UdpShared};
 use crate::stack::{StackShared, Wait};
 use crate::wire::IpProtocol;
 
@@ -71,9 +71,66 @@ impl UdpTable {
     }
 }
 
+/// Raw sockets by IP protocol number. Usually empty: the engine checks [`RawTable::is_empty`] first.
+#[derive(Debug, Default)]
+pub(crate) struct RawTable {
+    by_protocol: AddrMap<u8, Vec<Arc<RawShared>>>,
+    count: usize,
+}
+
+impl RawTable {
+    pub(crate) fn insert(&mut self, s: Arc<RawShared>) {
+        self.by_protocol.entry(s.protocol).or_default().push(s);
+        self.count += 1;
+    }
+
+    pub(crate) fn remove(&mut self, protocol: u8, fd: i32) {
+        if let Some(list) = self.by_protocol.get_mut(&protocol) {
+            let before = list.len();
+            list.retain(|s| s.fd != fd);
+            self.count -= before - list.len();
+            if list.is_empty() {
+                self.by_protocol.remove(&protocol);
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Copy `d` into every raw socket of its protocol that accepts it; true when one matched.
+    fn deliver(&self, d: &RawInput<'_>, bufs: &BufPool, counters: &crate::counters::Counters) -> bool {
+        let Some(list) = self.by_protocol.get(&d.protocol) else {
+            return false;
+        };
+        let mut matched = false;
+        for sock in list.iter().filter(|s| s.accepts(d.dst)) {
+            if !matched {
+                // Counted before the copy becomes visible, so that a reader who got it sees the count.
+                matched = true;
+                counters.raw_in_delivers.inc();
+            }
+            let mut buf = bufs.get(d.header.len() + d.payload.len());
+            buf.extend_from_slice(d.header);
+            buf.extend_from_slice(d.payload);
+            match sock.rx.push(RawPacket { src: d.src, buf }) {
+                Ok(()) => sock.event.notify(),
+                Err(rejected) => {
+                    bufs.put(rejected.buf);
+                    counters.raw_rcvbuf_errors.inc();
+                }
+            }
+        }
+        matched
+    }
+}
+
 /// Borrowed view handed to the engine for one batch.
 pub(crate) struct WorkerEndpoints<'a> {
     pub udp: &'a UdpTable,
+    pub raw: &'a RawTable,
     pub tcp: &'a mut TcpTable,
     pub bufs: &'a BufPool,
     pub stack: &'a StackShared,
@@ -101,6 +158,15 @@ impl Endpoints for WorkerEndpoints<'_> {
                 Delivery::QueueFull
             }
         }
+    }
+
+    #[inline]
+    fn raw(&mut self, _now: Instant, d: RawInput<'_>) -> bool {
+        // The common case, no raw socket open: one branch, no allocation.
+        if self.raw.is_empty() {
+            return false;
+        }
+        self.raw.deliver(&d, self.bufs, &self.stack.workers[self.index].counters)
     }
 
     fn tcp(&mut self, now: Instant, seg: TcpInput<'_>) {

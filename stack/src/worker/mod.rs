@@ -24,11 +24,12 @@ use std::time::{Duration, Instant};
 
 pub(crate) use command::Command;
 use device::XskTx;
-use endpoints::{UdpTable, WorkerEndpoints};
+use endpoints::{RawTable, UdpTable, WorkerEndpoints};
 
 use crate::counters::Counters;
 use crate::iface::Interface;
 use crate::kneigh::KernelNeighbors;
+use crate::phy::PcapSink;
 use crate::socket::event::poll_readable;
 use crate::stack::StackShared;
 use crate::wire::EthernetAddress;
@@ -56,6 +57,8 @@ pub(crate) struct WorkerSetup {
     pub kernel_neighbors: Option<u32>,
     /// TCP settings.
     pub tcp: Arc<crate::tcp::TcpConfig>,
+    /// The capture every frame in and out is recorded to (Config::pcap; off by default).
+    pub pcap: Option<Arc<PcapSink>>,
 }
 
 /// What a worker reports when it stops.
@@ -90,6 +93,7 @@ pub(crate) struct Worker {
     batch: RxBatch,
     iface: Interface,
     udp: UdpTable,
+    raw: RawTable,
     tcp: tcp::TcpTable,
     shared: Arc<StackShared>,
     counters: Arc<Counters>,
@@ -105,6 +109,8 @@ pub(crate) struct Worker {
     rx_at_ns: Option<u64>,
     kneigh: Option<KernelNeighbors>,
     resolve: Vec<std::net::Ipv4Addr>,
+    /// The capture (a debugging tool, off by default): one branch per RX batch and per TX frame.
+    pcap: Option<Arc<PcapSink>>,
 }
 
 /// Start a worker thread.
@@ -142,6 +148,7 @@ impl Worker {
             pool: setup.pool,
             iface: setup.iface,
             udp: UdpTable::default(),
+            raw: RawTable::default(),
             tcp: tcp::TcpTable::new(
                 setup.index,
                 setup.tcp.clone(),
@@ -165,6 +172,7 @@ impl Worker {
                 }
             }),
             resolve: Vec::new(),
+            pcap: setup.pcap,
         }
     }
 
@@ -185,7 +193,12 @@ impl Worker {
             s.refill(&mut self.pool);
         }
         if announce {
-            let mut tx = XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
+            let mut tx = XskTx {
+                sock: &mut self.socks[0],
+                pool: &mut self.pool,
+                counters: &self.counters,
+                pcap: self.pcap.as_deref(),
+            };
             self.iface.announce(&mut tx);
         }
     }
@@ -215,14 +228,22 @@ impl Worker {
             let mut work = self.drain_commands(now)?;
             work += self.receive(now);
             if self.iface.poll_at().is_some_and(|t| t <= now) {
-                let mut tx =
-                    XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
+                let mut tx = XskTx {
+                    sock: &mut self.socks[0],
+                    pool: &mut self.pool,
+                    counters: &self.counters,
+                    pcap: self.pcap.as_deref(),
+                };
                 self.iface.poll(now, &mut tx);
             }
             self.tcp.run_timers(now);
             {
-                let mut tx =
-                    XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
+                let mut tx = XskTx {
+                    sock: &mut self.socks[0],
+                    pool: &mut self.pool,
+                    counters: &self.counters,
+                    pcap: self.pcap.as_deref(),
+                };
                 work += self.tcp.flush(now, &mut self.iface, &mut tx, &self.shared);
             }
             self.resolve_through_kernel(now);
@@ -287,9 +308,20 @@ impl Worker {
             }
             total += n;
             self.counters.xsk_rx_frames.add(n as u64);
-            let mut tx = XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
+            if let Some(pcap) = &self.pcap {
+                for j in 0..n {
+                    pcap.record(self.batch.frame(j));
+                }
+            }
+            let mut tx = XskTx {
+                sock: &mut self.socks[0],
+                pool: &mut self.pool,
+                counters: &self.counters,
+                pcap: self.pcap.as_deref(),
+            };
             let mut ep = WorkerEndpoints {
                 udp: &self.udp,
+                raw: &self.raw,
                 tcp: &mut self.tcp,
                 bufs: &self.shared.bufs,
                 stack: &self.shared,
@@ -312,8 +344,12 @@ impl Worker {
             n += 1;
             match cmd {
                 Command::UdpSend { src, dst, buf } => {
-                    let mut tx =
-                        XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
+                    let mut tx = XskTx {
+                        sock: &mut self.socks[0],
+                        pool: &mut self.pool,
+                        counters: &self.counters,
+                        pcap: self.pcap.as_deref(),
+                    };
                     // Failures (no route, TX full) are counted by the engine; UDP may drop.
                     let _ = self.iface.send_udp(now, src, dst, &buf, &mut tx);
                     self.shared.bufs.put(buf);
@@ -324,6 +360,27 @@ impl Worker {
                     sock.event.notify();
                 }
                 Command::UdpUnregister { local, fd } => self.udp.remove(local, fd),
+                Command::RawRegister(sock) => {
+                    self.raw.insert(sock.clone());
+                    sock.registered.fetch_add(1, Ordering::AcqRel);
+                    sock.event.notify();
+                }
+                Command::RawUnregister { protocol, fd } => self.raw.remove(protocol, fd),
+                Command::RawSend { src, dst, protocol, header_included, mut buf } => {
+                    let mut tx = XskTx {
+                        sock: &mut self.socks[0],
+                        pool: &mut self.pool,
+                        counters: &self.counters,
+                        pcap: self.pcap.as_deref(),
+                    };
+                    // Failures (no route, bad header, TX full) are counted by the engine (RawOutErrors).
+                    let _ = if header_included {
+                        self.iface.send_raw_header_included(now, dst, &mut buf, &mut tx)
+                    } else {
+                        self.iface.send_raw(now, src, dst, protocol, &buf, &mut tx)
+                    };
+                    self.shared.bufs.put(buf);
+                }
                 Command::TcpConnect(req) => self.tcp.connect(now, *req, &self.shared),
                 Command::TcpListen(l) => {
                     self.tcp.listen(l.clone());
@@ -338,8 +395,12 @@ impl Worker {
                     self.shared.bufs.put(payload);
                 }
                 Command::Neighbor { ip, mac } => {
-                    let mut tx =
-                        XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
+                    let mut tx = XskTx {
+                        sock: &mut self.socks[0],
+                        pool: &mut self.pool,
+                        counters: &self.counters,
+                        pcap: self.pcap.as_deref(),
+                    };
                     self.iface.learn(now, ip, mac, &mut tx);
                 }
                 Command::Stop => return None,
@@ -362,8 +423,12 @@ impl Worker {
         for ip in self.resolve.drain(..) {
             match kn.lookup(ip) {
                 Ok(Some(mac)) => {
-                    let mut tx =
-                        XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
+                    let mut tx = XskTx {
+                        sock: &mut self.socks[0],
+                        pool: &mut self.pool,
+                        counters: &self.counters,
+                        pcap: self.pcap.as_deref(),
+                    };
                     self.iface.learn_from_wire(now, ip, EthernetAddress(mac), &mut tx);
                 }
                 Ok(None) => {

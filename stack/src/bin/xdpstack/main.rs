@@ -1,6 +1,7 @@
-//! The `xdpstack` command: run the stack on an interface with built-in services, and manage the veth
-//! testbed.
+//! The `xdpstack` command: run the stack on an interface with built-in services, ping from it, and
+//! manage the veth testbed.
 
+mod ping;
 mod run;
 mod testbed_cmd;
 
@@ -20,6 +21,9 @@ struct Cli {
 enum Cmd {
     /// Run the stack on an interface, with built-in services, until Ctrl-C.
     Run(run::RunArgs),
+    /// Send ICMP echo requests from a stack's raw ICMP socket, like iputils ping (exit 0 when a
+    /// reply arrives, 1 when none does, 2 on errors).
+    Ping(ping::PingArgs),
     /// Two network namespaces joined by a veth pair: the stack's end and a kernel peer.
     Testbed {
         #[command(subcommand)]
@@ -53,15 +57,18 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    // ping's output is iputils'; the stack it starts only speaks up when something is wrong.
+    let level = if matches!(cli.command, Cmd::Ping(_)) { "warn" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp_millis()
+        .init();
     let result = match cli.command {
         Cmd::Run(args) => run::run(args),
+        Cmd::Ping(args) => ping::run(args),
         Cmd::Testbed { action } => testbed_cmd::run(action),
     };
     match result {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use xdpstack::phy::PcapConfig;
 use xdpstack::wire::Ipv4Cidr;
 use xdpstack::xsk::BindMode;
 use xdpstack::{Config, Proto, Stack, XdpMode};
@@ -76,6 +77,12 @@ pub struct RunArgs {
     /// Stop after this many seconds instead of waiting for Ctrl-C.
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
+    /// Write every frame the stack receives and sends to FILE in pcap format (for tshark/Wireshark).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
+    /// Stop writing the capture when the file would grow past N bytes.
+    #[arg(long, value_name = "N", default_value_t = PcapConfig::DEFAULT_MAX_BYTES, requires = "pcap")]
+    pcap_max_bytes: u64,
 }
 
 fn parse_port(s: &str) -> Result<(Proto, u16), String> {
@@ -92,7 +99,7 @@ fn parse_port(s: &str) -> Result<(Proto, u16), String> {
 
 /// Block SIGINT and SIGTERM in this thread (and so in every thread started after), so that they can be
 /// taken synchronously with sigtimedwait.
-fn block_signals() -> libc::sigset_t {
+pub(crate) fn block_signals() -> libc::sigset_t {
     // Safety: sigset_t is plain data; sigemptyset/sigaddset initialize it; pthread_sigmask only reads it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -105,7 +112,7 @@ fn block_signals() -> libc::sigset_t {
 }
 
 /// Wait for SIGINT/SIGTERM, or until `limit` passes.
-fn wait_for_signal(set: &libc::sigset_t, limit: Option<Duration>) -> Option<i32> {
+pub(crate) fn wait_for_signal(set: &libc::sigset_t, limit: Option<Duration>) -> Option<i32> {
     let deadline = limit.map(|d| std::time::Instant::now() + d);
     loop {
         let step = match deadline {
@@ -137,6 +144,7 @@ pub fn run(args: RunArgs) -> io::Result<ExitCode> {
     cfg.inline = args.inline;
     cfg.shared_ports = args.ports.clone();
     cfg.vlan = args.vlan;
+    cfg.pcap = args.pcap.clone().map(|path| PcapConfig { path, max_bytes: args.pcap_max_bytes });
     cfg.xdp_mode = match args.xdp_mode {
         XdpModeArg::Auto => XdpMode::Auto,
         XdpModeArg::Native => XdpMode::Native,

@@ -1,0 +1,80 @@
+//! `xdpstack ping` run as a program inside the testbed's stack namespace (it starts its own stack on
+//! the stack's veth end), against the Linux kernel on the peer end.
+
+mod common;
+
+use std::process::Output;
+
+use xdpstack::testbed::Testbed;
+
+fn ping(tb: &Testbed, args: &[&str]) -> Output {
+    let mut cmd = tb.stack_cmd(env!("CARGO_BIN_EXE_xdpstack"));
+    cmd.env("RUST_LOG", "warn").arg("ping").args(["--iface", &tb.stack_if, "--addr", &tb.stack_cidr()]);
+    cmd.args(args).output().expect("run xdpstack ping")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn ping_the_kernel_peer_three_times() {
+    let tb = common::testbed(1);
+    let peer = tb.config.peer_addr.to_string();
+    let out = ping(&tb, &["-c", "3", "-i", "0.2", "-W", "2", &peer]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], format!("PING {peer} ({peer}) 56(84) bytes of data."));
+    let replies: Vec<&&str> = lines.iter().filter(|l| l.contains(" bytes from ")).collect();
+    assert_eq!(replies.len(), 3, "{stdout}");
+    for (i, l) in replies.iter().enumerate() {
+        let prefix = format!("64 bytes from {peer}: icmp_seq={} ttl=64 time=", i + 1);
+        assert!(l.starts_with(&prefix) && l.ends_with(" ms"), "{l}");
+        let t: f64 = l[prefix.len()..l.len() - 3].parse().unwrap_or_else(|_| panic!("time in {l:?}"));
+        assert!(t > 0.0 && t < 2000.0, "{l}");
+    }
+    assert!(stdout.contains(&format!("--- {peer} ping statistics ---")), "{stdout}");
+    assert!(stdout.contains("3 packets transmitted, 3 received, 0% packet loss, time "), "{stdout}");
+    let rtt = lines.iter().find(|l| l.starts_with("rtt min/avg/max/mdev = ")).expect("rtt line");
+    let nums: Vec<f64> =
+        rtt["rtt min/avg/max/mdev = ".len()..rtt.len() - 3].split('/').map(|n| n.parse().unwrap()).collect();
+    assert_eq!(nums.len(), 4, "{rtt}");
+    assert!(nums[0] <= nums[1] && nums[1] <= nums[2], "{rtt}");
+}
+
+#[test]
+fn ping_nobody_is_full_loss_and_exit_1() {
+    let tb = common::testbed(1);
+    let out = ping(&tb, &["-c", "2", "-i", "0.2", "-W", "1", "10.77.0.99"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(!stdout.contains(" bytes from "), "{stdout}");
+    assert!(stdout.contains("2 packets transmitted, 0 received, 100% packet loss"), "{stdout}");
+    assert!(!stdout.contains("rtt "), "{stdout}");
+}
+
+#[test]
+fn bad_arguments_are_one_line_and_exit_2() {
+    let tb = common::testbed(1);
+    for (args, says) in [
+        (&["-c", "0", "10.77.0.1"][..], "-c"),
+        (&["-s", "70000", "10.77.0.1"][..], "-s"),
+        (&["-c", "1", "no-such-host.invalid"][..], "unknown host"),
+        (&["-i", "0", "10.77.0.1"][..], "-i"),
+    ] {
+        let out = ping(&tb, args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("xdpstack: error: ") && stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // No stack to send from.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xdpstack"))
+        .args(["ping", "-c", "1", "10.77.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--iface"), "{}", text(&out.stderr));
+}
