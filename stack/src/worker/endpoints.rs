@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::tcp::TcpTable;
 use super::Command;
 use crate::iface::{Delivery, Endpoints, IcmpError, IcmpErrorKind, TcpInput, UdpInput};
+use crate::observe::{SocketInfo, SocketKind};
 use crate::socket::bufpool::BufPool;
 use crate::socket::{Datagram, UdpShared};
 use crate::stack::{StackShared, Wait};
@@ -60,6 +61,23 @@ impl UdpTable {
         if self.by_local.get(&local).is_some_and(|s| s.fd == fd) {
             self.by_local.remove(&local);
         }
+    }
+
+    /// Describe every socket (for tools; allocates).
+    pub(crate) fn snapshot(&self, workers: usize, out: &mut Vec<SocketInfo>) {
+        out.extend(self.by_local.values().map(|s| SocketInfo {
+            kind: SocketKind::Udp,
+            state: None,
+            local: s.local,
+            peer: s.peer(),
+            recv_q: s.rx.len(),
+            send_q: 0,
+            fd: Some(s.fd),
+            // Datagrams arrive at any worker; they leave through the socket's home worker.
+            worker: Some(s.fd as usize % workers.max(1)),
+            id: s.id,
+            tcp: None,
+        }));
     }
 
     /// The socket for `dst`: the exact binding first, then the wildcard.

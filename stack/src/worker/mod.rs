@@ -342,6 +342,13 @@ impl Worker {
                         XskTx { sock: &mut self.socks[0], pool: &mut self.pool, counters: &self.counters };
                     self.iface.learn(now, ip, mac, &mut tx);
                 }
+                Command::Snapshot(reply) => {
+                    let mut rows = Vec::new();
+                    self.tcp.snapshot(self.index, &mut rows);
+                    self.udp.snapshot(self.shared.workers.len(), &mut rows);
+                    // The requester may have given up: then nobody listens any more.
+                    let _ = reply.try_send(crate::observe::WorkerSnapshot { rows });
+                }
                 Command::Stop => return None,
             }
         }

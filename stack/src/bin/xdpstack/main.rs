@@ -1,7 +1,9 @@
-//! The `xdpstack` command: run the stack on an interface with built-in services, and manage the veth
-//! testbed.
+//! The `xdpstack` command: run the stack on an interface with built-in services, look at a running
+//! stack (`ss`, `stat`), and manage the veth testbed.
 
+mod filter;
 mod run;
+mod ss;
 mod testbed_cmd;
 
 use std::process::ExitCode;
@@ -20,6 +22,10 @@ struct Cli {
 enum Cmd {
     /// Run the stack on an interface, with built-in services, until Ctrl-C.
     Run(run::RunArgs),
+    /// The socket table of a running stack, like iproute2's `ss`.
+    Ss(ss::SsArgs),
+    /// The counters of a running stack, like `nstat -a` (SNMP MIB names).
+    Stat(ss::StatArgs),
     /// Two network namespaces joined by a veth pair: the stack's end and a kernel peer.
     Testbed {
         #[command(subcommand)]
@@ -62,6 +68,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Cmd::Run(args) => run::run(args),
+        Cmd::Ss(args) => ss::ss(args),
+        Cmd::Stat(args) => ss::stat(args),
         Cmd::Testbed { action } => testbed_cmd::run(action),
     };
     match result {
