@@ -9,6 +9,7 @@ pub mod counters;
 pub mod iface;
 mod kneigh;
 pub mod netdev;
+pub mod observe;
 pub mod phy;
 pub mod plan;
 pub mod rand;
@@ -21,7 +22,9 @@ pub mod wire;
 mod worker;
 pub mod xsk;
 
+pub use observe::{SocketInfo, SocketKind};
 pub use socket::{Proto, RawSocket, TcpListener, TcpSocket, TcpStream, UdpSocket};
 pub use stack::{Config, ShutdownReport, Stack, StackInfo};
+pub use tcp::conn::TcpInfo;
 pub use worker::WorkerReport;
 pub use xdp_prog::{AttachedMode, XdpMode};

@@ -16,6 +16,7 @@ use crate::counters::Counters;
 use crate::iface::{ArpConfig, IfaceConfig, Interface, ReasmConfig};
 use crate::netdev::NetDev;
 use crate::phy::{PcapConfig, PcapSink};
+use crate::observe::control::{Claim, ControlServer};
 use crate::plan::Plan;
 use crate::rand::Rng;
 use crate::socket::bufpool::BufPool;
@@ -82,6 +83,17 @@ pub struct Config {
     /// Capture every frame received and sent to a pcap file, up to a size cap (a debugging tool: the
     /// workers share one file behind a mutex). Off by default.
     pub pcap: Option<PcapConfig>,
+    /// The instance name for tools (`xdpstack ss --name NAME`); None: the interface name.
+    pub name: Option<String>,
+    /// Answer on the control socket `RUN_DIR/NAME/control` and keep the `/proc`-format files in
+    /// `RUN_DIR/NAME/net/` (see [`crate::observe`]). On by default.
+    pub control: bool,
+    /// Where instance directories live; None: `XDPSTACK_RUN_DIR`, else `/run/xdpstack`.
+    pub run_dir: Option<std::path::PathBuf>,
+    /// How often the control thread rewrites the `/proc`-format files besides on every `sockets`
+    /// request (None: only then). Each refresh is a snapshot command to every worker and allocates
+    /// the table, off the packet path.
+    pub net_files_refresh: Option<Duration>,
 }
 
 impl Config {
@@ -109,7 +121,21 @@ impl Config {
             ring_cache_bytes: 64 << 20,
             stage_timing: false,
             pcap: None,
+            name: None,
+            control: true,
+            run_dir: None,
+            net_files_refresh: Some(Duration::from_millis(200)),
         }
+    }
+
+    /// The instance name: [`Config::name`], else the interface name.
+    pub fn instance_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.iface)
+    }
+
+    /// The run directory: [`Config::run_dir`], else `XDPSTACK_RUN_DIR`, else `/run/xdpstack`.
+    pub fn run_dir(&self) -> std::path::PathBuf {
+        self.run_dir.clone().unwrap_or_else(crate::observe::control::default_run_dir)
     }
 
     fn validate(&self) -> io::Result<()> {
@@ -203,6 +229,8 @@ pub(crate) struct StackShared {
     released: SegQueue<(SocketAddrV4, SocketAddrV4)>,
     /// Memory of the TCP byte rings of closed connections, for the next ones.
     pub rings: Arc<RingPool>,
+    /// The capture (its counters join the stack's).
+    pub pcap: Option<Arc<PcapSink>>,
 }
 
 /// Run-to-completion waiters yield the core after this many turns with nothing to do.
@@ -354,6 +382,45 @@ impl StackShared {
         }
     }
 
+    /// True in run-to-completion mode (no worker threads).
+    pub(crate) fn is_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+
+    /// Give the connections of a socket table the descriptors the application holds for them.
+    pub(crate) fn name_connections(&self, rows: &mut [crate::observe::SocketInfo]) {
+        let by_id: std::collections::HashMap<u64, i32> = lock(&self.fds)
+            .iter()
+            .filter_map(|(fd, e)| match e {
+                SocketEntry::Tcp(w) => w.upgrade().map(|s| (s.id, fd)),
+                _ => None,
+            })
+            .collect();
+        for r in rows.iter_mut().filter(|r| r.kind == crate::observe::SocketKind::Tcp && r.fd.is_none()) {
+            r.fd = by_id.get(&r.id).copied();
+        }
+    }
+
+    /// All counters, summed over workers, followed by the XDP program's counters and the UMEM size.
+    pub(crate) fn counters(&self, frames: u32) -> Vec<(&'static str, u64)> {
+        let mut all = Counters::sum(self.workers.iter().map(|w| &*w.counters));
+        if let Some(Ok(x)) = lock(&self.steering).as_ref().map(Steering::counters) {
+            all.extend([
+                ("XdpSteered", x.steered),
+                ("XdpPassed", x.passed),
+                ("XdpMalformed", x.malformed),
+                ("XdpNoSocket", x.no_socket),
+                ("XdpDropped", x.dropped),
+            ]);
+        }
+        all.push(("XskFramesTotal", u64::from(frames)));
+        if let Some(p) = &self.pcap {
+            let (written, dropped) = p.stats();
+            all.extend([("PcapFrames", written), ("PcapFramesDropped", dropped)]);
+        }
+        all
+    }
+
     /// Run-to-completion mode: drive the stack for one turn (nothing otherwise).
     pub(crate) fn drive(&self) -> usize {
         self.inline.as_ref().map_or(0, InlineDriver::drive)
@@ -501,6 +568,8 @@ pub struct Stack {
     info: StackInfo,
     /// The capture, flushed at shutdown.
     pcap: Option<Arc<PcapSink>>,
+    /// The control socket's thread (stopped first at shutdown).
+    control: Option<ControlServer>,
 }
 
 /// What shutdown found.
@@ -548,6 +617,12 @@ impl Stack {
                 ),
             ));
         }
+        // Claim the instance name before touching the interface: a second stack of the same name
+        // fails here, with the first one's pid.
+        let claim = match config.control {
+            true => Some(Claim::take(&config.run_dir(), config.instance_name())?),
+            false => None,
+        };
         let plan = Plan::new(netdev.rx_queues, config.workers, xdp_prog::XSKMAP_SIZE)?;
         let pcap = config.pcap.as_ref().map(PcapSink::create).transpose()?.map(Arc::new);
         let shared_mode = config.shared_ports.is_some();
@@ -634,6 +709,7 @@ impl Stack {
             inline: config.inline.then(InlineDriver::new),
             released: SegQueue::new(),
             rings: Arc::new(RingPool::new(config.ring_cache_bytes)),
+            pcap: pcap.clone(),
             config,
         });
         let info = StackInfo {
@@ -667,6 +743,7 @@ impl Stack {
             umem: umem.clone(),
             info,
             pcap: pcap.clone(),
+            control: None,
         };
         for (index, sock_list) in socks.into_iter().enumerate().rev() {
             let setup = WorkerSetup {
@@ -696,6 +773,18 @@ impl Stack {
             }
         }
         stack.threads.reverse();
+        if let Some(claim) = claim {
+            let cfg = &stack.shared.config;
+            let name = cfg.instance_name().to_string();
+            let refresh = cfg.net_files_refresh;
+            match ControlServer::spawn(claim, stack.shared.clone(), stack.info.clone(), name, refresh) {
+                Ok(c) => stack.control = Some(c),
+                Err(e) => {
+                    stack.stop();
+                    return Err(e);
+                }
+            }
+        }
         log::info!(
             "attached to {} (ifindex {}) in {:?} XDP mode, {} queue(s), {} socket(s), {} mode, {} worker(s) on cores {:?}",
             stack.info.netdev.name,
@@ -726,22 +815,22 @@ impl Stack {
 
     /// All counters, summed over workers, followed by the XDP program's counters.
     pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        let mut all = Counters::sum(self.shared.workers.iter().map(|w| &*w.counters));
-        if let Some(Ok(x)) = lock(&self.shared.steering).as_ref().map(Steering::counters) {
-            all.extend([
-                ("XdpSteered", x.steered),
-                ("XdpPassed", x.passed),
-                ("XdpMalformed", x.malformed),
-                ("XdpNoSocket", x.no_socket),
-                ("XdpDropped", x.dropped),
-            ]);
-        }
-        all.push(("XskFramesTotal", u64::from(self.info.frames)));
-        if let Some(p) = &self.pcap {
-            let (written, dropped) = p.stats();
-            all.extend([("PcapFrames", written), ("PcapFramesDropped", dropped)]);
-        }
-        all
+        self.shared.counters(self.info.frames)
+    }
+
+    /// Every socket of the stack as the workers see it, as `ss -a` lists them: TCP connections in
+    /// every state (including SYN-RECV and TIME-WAIT ones no descriptor names), listeners, UDP
+    /// sockets, each with its descriptor (if the application holds one), its worker, and the TCP
+    /// internals. Asks every worker (a command each) and waits up to 2 s for the answers; allocates,
+    /// but only when called.
+    pub fn socket_table(&self) -> io::Result<Vec<crate::observe::SocketInfo>> {
+        crate::observe::socket_table(&self.shared, crate::observe::SNAPSHOT_TIMEOUT)
+    }
+
+    /// The directory of this stack's control socket and `/proc`-format files (`RUN_DIR/NAME`), if
+    /// the control socket is running.
+    pub fn control_dir(&self) -> Option<&std::path::Path> {
+        self.control.as_ref().map(|c| c.dir())
     }
 
     /// The socket table: every open socket with its descriptor, addresses and queued data.
@@ -779,6 +868,8 @@ impl Stack {
     /// Detach, stop and join the workers, account for every frame, and close the sockets (those that
     /// share a queue before the queue's owner).
     fn stop(&mut self) -> (Vec<WorkerReport>, i64) {
+        // The control thread talks to the workers: it goes first (and takes its socket with it).
+        self.control.take();
         // Detach first: from here on the kernel gets the traffic again.
         self.link.take();
         self.shared.running.store(false, Ordering::Release);

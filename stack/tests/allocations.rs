@@ -94,7 +94,12 @@ fn tcp_round_trips(s: &mut std::net::TcpStream, n: usize) {
 
 fn check_mode(name: &str, tweak: impl FnOnce(&mut Config)) {
     let tb = testbed(1);
-    let stack = start(&tb, tweak);
+    let stack = start(&tb, |c| {
+        // The control thread's periodic /proc-format refresh allocates a snapshot (off the packet
+        // path, but on every thread this test counts).
+        c.net_files_refresh = None;
+        tweak(c);
+    });
     let _u = services::start(&stack, Service::EchoUdp(7)).unwrap();
     let _t = services::start(&stack, Service::EchoTcp(7)).unwrap();
     let udp = peer_udp(&tb, "10.77.0.1:0");

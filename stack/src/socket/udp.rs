@@ -30,6 +30,8 @@ pub(crate) struct Datagram {
 #[derive(Debug)]
 pub(crate) struct UdpShared {
     pub fd: i32,
+    /// Unique over the stack's life (tools show it as the inode).
+    pub id: u64,
     pub local: SocketAddrV4,
     /// Connected peer, packed by [`pack`]; 0 when not connected.
     peer: AtomicU64,
@@ -50,9 +52,10 @@ fn unpack(v: u64) -> Option<SocketAddrV4> {
 }
 
 impl UdpShared {
-    pub(crate) fn new(fd: i32, local: SocketAddrV4, queue_len: usize) -> io::Result<UdpShared> {
+    pub(crate) fn new(id: u64, fd: i32, local: SocketAddrV4, queue_len: usize) -> io::Result<UdpShared> {
         Ok(UdpShared {
             fd,
+            id,
             local,
             peer: AtomicU64::new(0),
             rx: ArrayQueue::new(queue_len.max(1)),
@@ -112,7 +115,7 @@ impl UdpSocket {
         shared_stack.check_running()?;
         let (fd, local) = shared_stack.bind_port(Proto::Udp, addr)?;
         let queue_len = shared_stack.config.socket_queue_len;
-        let shared = match UdpShared::new(fd, local, queue_len) {
+        let shared = match UdpShared::new(shared_stack.next_id(), fd, local, queue_len) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 shared_stack.release_port(Proto::Udp, local, fd);

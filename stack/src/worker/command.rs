@@ -36,6 +36,8 @@ pub(crate) enum Command {
     TcpForeign { src: SocketAddrV4, dst: SocketAddrV4, repr: TcpRepr, payload: Vec<u8> },
     /// A neighbour another worker learned.
     Neighbor { ip: Ipv4Addr, mac: EthernetAddress },
+    /// Describe every socket of the worker (allocates; only tools ask).
+    Snapshot(std::sync::mpsc::SyncSender<crate::observe::WorkerSnapshot>),
     /// Leave the loop.
     Stop,
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::tcp::TcpTable;
 use super::Command;
 use crate::iface::{Delivery, Endpoints, IcmpError, IcmpErrorKind, RawInput, TcpInput, UdpInput};
+use crate::observe::{SocketInfo, SocketKind};
 use crate::socket::bufpool::BufPool;
 use crate::socket::{Datagram, RawPacket, RawShared, UdpShared};
 use crate::stack::{StackShared, Wait};
@@ -62,6 +63,23 @@ impl UdpTable {
         }
     }
 
+    /// Describe every socket (for tools; allocates).
+    pub(crate) fn snapshot(&self, workers: usize, out: &mut Vec<SocketInfo>) {
+        out.extend(self.by_local.values().map(|s| SocketInfo {
+            kind: SocketKind::Udp,
+            state: None,
+            local: s.local,
+            peer: s.peer(),
+            recv_q: s.rx.len(),
+            send_q: 0,
+            fd: Some(s.fd),
+            // Datagrams arrive at any worker; they leave through the socket's home worker.
+            worker: Some(s.fd as usize % workers.max(1)),
+            id: s.id,
+            tcp: None,
+        }));
+    }
+
     /// The socket for `dst`: the exact binding first, then the wildcard.
     #[inline]
     pub(crate) fn lookup(&self, dst: SocketAddrV4) -> Option<&Arc<UdpShared>> {
@@ -98,6 +116,25 @@ impl RawTable {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Describe every raw socket (for `ss -w` and `net/raw`): the local "port" is the protocol, as
+    /// Linux shows it.
+    pub(crate) fn snapshot(&self, workers: usize, out: &mut Vec<SocketInfo>) {
+        out.extend(self.by_protocol.values().flatten().map(|s| SocketInfo {
+            kind: SocketKind::Raw(s.protocol),
+            state: None,
+            local: SocketAddrV4::new(s.local(), u16::from(s.protocol)),
+            peer: None,
+            recv_q: s.rx.len(),
+            send_q: 0,
+            fd: Some(s.fd),
+            // Datagrams arrive at any worker; they leave through the socket's home worker.
+            worker: Some(s.fd as usize % workers.max(1)),
+            // Unique while the descriptor is open, which is as long as the socket is in the table.
+            id: s.fd as u64,
+            tcp: None,
+        }));
     }
 
     /// Copy `d` into every raw socket of its protocol that accepts it; true when one matched.

@@ -403,6 +403,14 @@ impl Worker {
                     };
                     self.iface.learn(now, ip, mac, &mut tx);
                 }
+                Command::Snapshot(reply) => {
+                    let mut rows = Vec::new();
+                    self.tcp.snapshot(self.index, &mut rows);
+                    self.udp.snapshot(self.shared.workers.len(), &mut rows);
+                    self.raw.snapshot(self.shared.workers.len(), &mut rows);
+                    // The requester may have given up: then nobody listens any more.
+                    let _ = reply.try_send(crate::observe::WorkerSnapshot { rows });
+                }
                 Command::Stop => return None,
             }
         }

@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::endpoints::AddrMap;
 use crate::counters::Counters;
 use crate::iface::{IcmpErrorKind, Interface, TcpInput};
+use crate::observe::{SocketInfo, SocketKind};
 use crate::phy::TxDevice;
 use crate::socket::ring::ByteRing;
 use crate::socket::tcp::{Accepted, ListenerShared, TcpShared};
@@ -374,6 +375,40 @@ impl TcpTable {
         }
         e.conn.on_app_activity(now);
         self.mark_dirty(idx);
+    }
+
+    /// Describe every connection and listener (for tools; allocates). Connections carry no
+    /// descriptor here: the stack adds them from its descriptor table.
+    pub(crate) fn snapshot(&self, worker: usize, out: &mut Vec<SocketInfo>) {
+        for e in self.slots.iter().flatten() {
+            let (recv_q, send_q) = e.conn.queues();
+            out.push(SocketInfo {
+                kind: SocketKind::Tcp,
+                state: Some(e.conn.state()),
+                local: e.conn.local(),
+                peer: Some(e.conn.remote()),
+                recv_q,
+                send_q,
+                fd: None,
+                worker: Some(worker),
+                id: e.shared.id,
+                tcp: Some(e.conn.info()),
+            });
+        }
+        for l in self.listeners.values() {
+            out.push(SocketInfo {
+                kind: SocketKind::Tcp,
+                state: Some(State::Listen),
+                local: l.shared.local,
+                peer: None,
+                recv_q: l.shared.pending(),
+                send_q: l.shared.params.backlog,
+                fd: Some(l.shared.fd),
+                worker: None,
+                id: l.shared.id,
+                tcp: None,
+            });
+        }
     }
 
     pub(crate) fn listen(&mut self, shared: Arc<ListenerShared>) {

@@ -1,8 +1,10 @@
-//! The `xdpstack` command: run the stack on an interface with built-in services, ping from it, and
-//! manage the veth testbed.
+//! The `xdpstack` command: run the stack on an interface with built-in services, look at a running
+//! stack (`ss`, `stat`), ping from a stack, and manage the veth testbed.
 
+mod filter;
 mod ping;
 mod run;
+mod ss;
 mod testbed_cmd;
 
 use std::process::ExitCode;
@@ -24,6 +26,10 @@ enum Cmd {
     /// Send ICMP echo requests from a stack's raw ICMP socket, like iputils ping (exit 0 when a
     /// reply arrives, 1 when none does, 2 on errors).
     Ping(ping::PingArgs),
+    /// The socket table of a running stack, like iproute2's `ss`.
+    Ss(ss::SsArgs),
+    /// The counters of a running stack, like `nstat -a` (SNMP MIB names).
+    Stat(ss::StatArgs),
     /// Two network namespaces joined by a veth pair: the stack's end and a kernel peer.
     Testbed {
         #[command(subcommand)]
@@ -69,6 +75,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Run(args) => run::run(args),
         Cmd::Ping(args) => ping::run(args),
+        Cmd::Ss(args) => ss::ss(args),
+        Cmd::Stat(args) => ss::stat(args),
         Cmd::Testbed { action } => testbed_cmd::run(action),
     };
     match result {

@@ -74,6 +74,13 @@ pub struct RunArgs {
     /// 802.1Q VLAN id of the stack's traffic.
     #[arg(long)]
     vlan: Option<u16>,
+    /// Instance name for `xdpstack ss/stat --name` and the control socket RUN_DIR/NAME/control
+    /// (default: the interface name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Directory of the instance directories (default: $XDPSTACK_RUN_DIR, else /run/xdpstack).
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<std::path::PathBuf>,
     /// Stop after this many seconds instead of waiting for Ctrl-C.
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
@@ -145,6 +152,8 @@ pub fn run(args: RunArgs) -> io::Result<ExitCode> {
     cfg.shared_ports = args.ports.clone();
     cfg.vlan = args.vlan;
     cfg.pcap = args.pcap.clone().map(|path| PcapConfig { path, max_bytes: args.pcap_max_bytes });
+    cfg.name = args.name.clone();
+    cfg.run_dir = args.run_dir.clone();
     cfg.xdp_mode = match args.xdp_mode {
         XdpModeArg::Auto => XdpMode::Auto,
         XdpModeArg::Native => XdpMode::Native,
