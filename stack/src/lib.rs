@@ -21,7 +21,10 @@ pub mod wire;
 mod worker;
 pub mod xsk;
 
-pub use socket::{Proto, TcpListener, TcpSocket, TcpStream, UdpSocket};
+pub use socket::{
+    Events, Interest, PollEvent, Pollable, Poller, Proto, TcpListener, TcpSocket, TcpStream, Trigger,
+    UdpSocket,
+};
 pub use stack::{Config, ShutdownReport, Stack, StackInfo};
 pub use worker::WorkerReport;
 pub use xdp_prog::{AttachedMode, XdpMode};

@@ -3,6 +3,7 @@
 
 pub mod bufpool;
 pub mod event;
+pub mod poll;
 mod ports;
 pub mod ring;
 mod table;
@@ -14,6 +15,7 @@ use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub use poll::{Events, Interest, PollEvent, Pollable, Poller, Trigger};
 pub(crate) use ports::PortTable;
 pub use table::SocketSummary;
 pub(crate) use table::{udp_entry, FdTable, SocketEntry};

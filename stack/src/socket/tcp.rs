@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 
 use super::event::Event;
-use super::ring::{ByteRing, Consumer, Producer};
+use super::poll::{sealed, Probe, Ready};
+use super::ring::{ByteRing, Consumer, Producer, RingProbe};
 use super::{first_v4, Proto, SocketOptions};
 use crate::stack::{Stack, StackShared, Wait};
 use crate::tcp::{Connection, ConnectionParams, Keepalive, State};
@@ -321,8 +322,35 @@ impl TcpListener {
     }
 }
 
+/// A listener is readable when a connection waits to be accepted.
+#[derive(Debug)]
+struct ListenerProbe(Arc<ListenerShared>);
+
+impl Probe for ListenerProbe {
+    fn readiness(&self, running: bool) -> Ready {
+        let mut r = Ready::default();
+        r.set(Ready::READABLE, !self.0.accept.is_empty() || !running);
+        r.set(Ready::HUP, !running);
+        r
+    }
+}
+
+#[allow(private_interfaces)] // sealed: see `poll::sealed`
+impl sealed::Source for TcpListener {
+    fn event(&self) -> &Event {
+        &self.shared.event
+    }
+    fn stack(&self) -> &Arc<StackShared> {
+        &self.stack
+    }
+    fn probe(&self) -> Box<dyn Probe> {
+        Box::new(ListenerProbe(self.shared.clone()))
+    }
+}
+
 impl Drop for TcpListener {
     fn drop(&mut self) {
+        self.shared.event.unlink(None);
         let st = &self.stack;
         for w in 0..st.workers.len() {
             let cmd = Command::TcpUnlisten { local: self.shared.local, id: self.shared.id };
@@ -643,8 +671,49 @@ impl Write for TcpStream {
     }
 }
 
+/// A connection's readiness, from its shared state and its two rings (as epoll reports a kernel TCP
+/// socket): readable with bytes, end of stream or an error; writable with send-buffer room once
+/// connected (or when a write would fail at once); hang-up once both directions are closed.
+#[derive(Debug)]
+struct StreamProbe {
+    shared: Arc<TcpShared>,
+    rx: RingProbe,
+    tx: RingProbe,
+}
+
+impl Probe for StreamProbe {
+    fn readiness(&self, running: bool) -> Ready {
+        let state = self.shared.state();
+        let error = self.shared.error.load(Ordering::Acquire) != 0;
+        let dead = state == State::Closed || !running;
+        let mut r = Ready::default();
+        r.set(Ready::READABLE, !self.rx.is_empty() || self.rx.producer_closed() || error || dead);
+        r.set(
+            Ready::WRITABLE,
+            (state.is_synchronized() && self.tx.free() > 0) || self.tx.consumer_closed() || error || dead,
+        );
+        r.set(Ready::ERROR, error);
+        r.set(Ready::HUP, dead || matches!(state, State::TimeWait | State::Closing | State::LastAck));
+        r
+    }
+}
+
+#[allow(private_interfaces)] // sealed: see `poll::sealed`
+impl sealed::Source for TcpStream {
+    fn event(&self) -> &Event {
+        &self.shared.event
+    }
+    fn stack(&self) -> &Arc<StackShared> {
+        &self.stack
+    }
+    fn probe(&self) -> Box<dyn Probe> {
+        Box::new(StreamProbe { shared: self.shared.clone(), rx: self.rx.probe(), tx: self.tx.probe() })
+    }
+}
+
 impl Drop for TcpStream {
     fn drop(&mut self) {
+        self.shared.event.unlink(None);
         // close(): no more writes (FIN after the data) and no more reads (unread data means RST).
         self.tx.close();
         self.rx.close();
