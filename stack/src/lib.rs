@@ -17,6 +17,8 @@ pub mod socket;
 mod stack;
 pub mod tcp;
 pub mod testbed;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod wire;
 mod worker;
 pub mod xsk;

@@ -354,6 +354,12 @@ impl StackShared {
         self.inline.as_ref().map_or(0, InlineDriver::drive)
     }
 
+    /// Run-to-completion mode (no worker threads).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn is_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+
     pub(crate) fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
     }

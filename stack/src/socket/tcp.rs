@@ -210,6 +210,12 @@ impl<'a> TcpSocket<'a> {
         TcpStream::open(self.stack, first_v4(addr)?, self.bound, self.params, None)
     }
 
+    /// Send the SYN without waiting (for the async wrappers).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn start_connect(self, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        TcpStream::start_connect(self.stack, first_v4(addr)?, self.bound, self.params)
+    }
+
     /// Connect, giving up after `timeout`.
     pub fn connect_timeout(self, addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
@@ -398,6 +404,27 @@ impl TcpStream {
         params: ListenParams,
         timeout: Option<Duration>,
     ) -> io::Result<TcpStream> {
+        let stream = TcpStream::start_connect(stack, remote, bound, params)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let settled = || stream.connect_status().is_some();
+        if !stream.stack.wait(&stream.shared.event, deadline, settled) {
+            // Give up: the worker aborts the attempt when the stream drops.
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+        }
+        match stream.connect_status() {
+            Some(Ok(())) => Ok(stream),
+            Some(Err(e)) => Err(e),
+            None => unreachable!("settled"),
+        }
+    }
+
+    /// Send the SYN and return at once, in SYN-SENT; [`TcpStream::connect_status`] tells the outcome.
+    pub(crate) fn start_connect(
+        stack: &Stack,
+        remote: SocketAddrV4,
+        bound: Option<SocketAddrV4>,
+        params: ListenParams,
+    ) -> io::Result<TcpStream> {
         let st = stack.shared().clone();
         st.check_running()?;
         if remote.port() == 0
@@ -441,16 +468,20 @@ impl TcpStream {
             Command::TcpConnect(Box::new(req)),
             Wait::Until(Instant::now() + Duration::from_secs(5)),
         )?;
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let settled = || shared.state() != State::SynSent || !st.is_running();
-        if !st.wait(&shared.event, deadline, settled) {
-            // Give up: the worker aborts the attempt when the stream drops.
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+        Ok(stream)
+    }
+
+    /// The outcome of a connect: `None` while the SYN is unanswered, then established or the error.
+    pub(crate) fn connect_status(&self) -> Option<io::Result<()>> {
+        if !self.stack.is_running() {
+            return Some(self.stack.check_running());
         }
-        st.check_running()?;
-        match shared.state() {
-            State::Established | State::CloseWait | State::FinWait1 | State::FinWait2 => Ok(stream),
-            _ => Err(stream.take_errno().unwrap_or_else(|| io::Error::from_raw_os_error(libc::ECONNREFUSED))),
+        match self.shared.state() {
+            State::SynSent => None,
+            State::Established | State::CloseWait | State::FinWait1 | State::FinWait2 => Some(Ok(())),
+            _ => Some(Err(self
+                .take_errno()
+                .unwrap_or_else(|| io::Error::from_raw_os_error(libc::ECONNREFUSED)))),
         }
     }
 
