@@ -18,12 +18,17 @@ pub mod socket;
 mod stack;
 pub mod tcp;
 pub mod testbed;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod wire;
 mod worker;
 pub mod xsk;
 
 pub use observe::{SocketInfo, SocketKind};
-pub use socket::{Proto, RawSocket, TcpListener, TcpSocket, TcpStream, UdpSocket};
+pub use socket::{
+    Events, Interest, PollEvent, Pollable, Poller, Proto, RawSocket, TcpListener, TcpSocket, TcpStream,
+    Trigger, UdpSocket,
+};
 pub use stack::{Config, ShutdownReport, Stack, StackInfo};
 pub use tcp::conn::TcpInfo;
 pub use worker::WorkerReport;

@@ -15,8 +15,8 @@ use xdp_prog::{AddrKind, AttachedMode, L4Proto, SteerConfig, Steering, XdpLink, 
 use crate::counters::Counters;
 use crate::iface::{ArpConfig, IfaceConfig, Interface, ReasmConfig};
 use crate::netdev::NetDev;
-use crate::phy::{PcapConfig, PcapSink};
 use crate::observe::control::{Claim, ControlServer};
+use crate::phy::{PcapConfig, PcapSink};
 use crate::plan::Plan;
 use crate::rand::Rng;
 use crate::socket::bufpool::BufPool;

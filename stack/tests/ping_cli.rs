@@ -70,11 +70,67 @@ fn bad_arguments_are_one_line_and_exit_2() {
         assert!(stderr.starts_with("xdpstack: error: ") && stderr.contains(says), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
-    // No stack to send from.
+    // No stack to send from: none running (an empty run directory), none to start.
+    let empty = std::env::temp_dir().join(format!("xdpstack-ping-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_xdpstack"))
-        .args(["ping", "-c", "1", "10.77.0.1"])
+        .args(["ping", "--run-dir", empty.to_str().unwrap(), "-c", "1", "10.77.0.1"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&empty);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no stack is running") && stderr.contains("--iface"), "{stderr}");
+}
+
+/// `xdpstack ping --name NAME`: the raw ICMP socket of a stack already running (here, in the test
+/// process), reached through its control socket from another process.
+#[test]
+fn ping_through_a_running_stacks_control_socket() {
+    let tb = common::testbed(1);
+    let run_dir = std::env::temp_dir().join(format!("xdpstack-ping-{}", std::process::id()));
+    let name = format!("ping-{}", std::process::id());
+    let (rd, n) = (run_dir.clone(), name.clone());
+    let stack = common::start(&tb, move |c| {
+        c.name = Some(n);
+        c.run_dir = Some(rd);
+    });
+    // While a raw socket is open, the socket table shows it as Linux's /proc/net/raw would.
+    let raw = xdpstack::RawSocket::open(&stack, 1).unwrap();
+    let table = stack.socket_table().unwrap();
+    assert!(
+        table.iter().any(|s| s.kind == xdpstack::SocketKind::Raw(1) && s.fd == Some(raw.descriptor())),
+        "{table:?}"
+    );
+    drop(raw);
+
+    let peer = tb.config.peer_addr.to_string();
+    let rd = run_dir.to_str().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xdpstack"))
+        .env("RUST_LOG", "warn")
+        .args(["ping", "--name", &name, "--run-dir", rd, "-c", "3", "-i", "0.2", "-W", "2", &peer])
+        .output()
+        .expect("run xdpstack ping");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.contains(&format!(" bytes from {peer}: icmp_seq="))).count(), 3);
+    assert!(stdout.contains("3 packets transmitted, 3 received, 0% packet loss"), "{stdout}");
+
+    // An unknown instance is one line and exit 2.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xdpstack"))
+        .args(["ping", "--name", "no-such-stack", "--run-dir", rd, "-c", "1", &peer])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--iface"), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no stack named no-such-stack"), "{err}");
+
+    // The session's socket is gone once ping ends.
+    assert!(common::wait_for(std::time::Duration::from_secs(3), || {
+        !stack.socket_table().unwrap().iter().any(|s| matches!(s.kind, xdpstack::SocketKind::Raw(_)))
+    }));
+    common::finish(stack);
+    let _ = std::fs::remove_dir_all(&run_dir);
 }

@@ -217,6 +217,19 @@ impl Client {
             .collect()
     }
 
+    /// Open a raw socket for IP protocol `proto` on the stack and turn this connection into a raw
+    /// session (see [`protocol`]): the socket lives as long as the session.
+    pub fn raw_session(mut self, proto: u8) -> io::Result<RawSession> {
+        let lines = self.raw(&Request::Raw(proto).line())?;
+        if !lines.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "unexpected records after a raw session's OK",
+            ));
+        }
+        Ok(RawSession { reader: self.reader, writer: self.writer })
+    }
+
     /// The stack's `info` as (key, value).
     pub fn info(&mut self) -> io::Result<Vec<(String, String)>> {
         Ok(self
@@ -227,5 +240,61 @@ impl Client {
                 (k.to_string(), v.to_string())
             })
             .collect())
+    }
+}
+
+/// A raw IP socket of a running stack, reached through its control socket ([`Client::raw_session`]).
+#[derive(Debug)]
+pub struct RawSession {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl RawSession {
+    /// Send `payload` to `dst`; the stack puts an IP header of the socket's protocol in front.
+    pub fn send_to(&mut self, payload: &[u8], dst: std::net::Ipv4Addr) -> io::Result<()> {
+        if payload.len() > usize::from(u16::MAX) {
+            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+        }
+        let mut frame = protocol::raw_frame_header(dst, payload.len()).to_vec();
+        frame.extend_from_slice(payload);
+        self.writer.write_all(&frame)
+    }
+
+    /// The next datagram the socket received (IP header included) and its source, waiting at most
+    /// `timeout`; None when nothing came.
+    pub fn recv_from(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> io::Result<Option<(usize, std::net::Ipv4Addr)>> {
+        if self.reader.buffer().is_empty() {
+            self.reader.get_ref().set_read_timeout(Some(timeout.max(Duration::from_micros(1))))?;
+            match self.reader.fill_buf() {
+                Ok([]) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the stack ended the raw session",
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // A frame has begun: the rest follows at once (the stack writes whole frames).
+        self.reader.get_ref().set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut header = [0u8; protocol::RAW_FRAME_HEADER];
+        io::Read::read_exact(&mut self.reader, &mut header)?;
+        let (src, len) = protocol::parse_raw_frame_header(&header);
+        let mut rest = len;
+        let keep = len.min(buf.len());
+        io::Read::read_exact(&mut self.reader, &mut buf[..keep])?;
+        rest -= keep;
+        // A datagram longer than `buf` is truncated, as recv(2) does.
+        io::copy(&mut io::Read::take(&mut self.reader, rest as u64), &mut io::sink())?;
+        Ok(Some((keep, src)))
     }
 }

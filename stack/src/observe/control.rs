@@ -43,6 +43,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(1);
 const REQUESTS_PER_CONNECTION: usize = 64;
 /// How often the thread looks at its stop flag.
 const TICK: Duration = Duration::from_millis(200);
+/// Raw sessions (`raw PROTO`) open at once; more get an `ERR`.
+const MAX_RAW_SESSIONS: usize = 16;
 
 /// The run directory: `XDPSTACK_RUN_DIR` if set, else [`DEFAULT_RUN_DIR`].
 pub fn default_run_dir() -> PathBuf {
@@ -178,6 +180,8 @@ struct Server {
     dir: PathBuf,
     refresh: Option<Duration>,
     uid: u32,
+    /// Raw sessions running (each on its own thread).
+    raw_sessions: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ControlServer {
@@ -194,7 +198,16 @@ impl ControlServer {
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let uid = fs::metadata("/proc/self").map_or(0, |m| m.uid());
-        let mut server = Server { listener, shared, info, name, dir: claim.dir.clone(), refresh, uid };
+        let mut server = Server {
+            listener,
+            shared,
+            info,
+            name,
+            dir: claim.dir.clone(),
+            refresh,
+            uid,
+            raw_sessions: Arc::default(),
+        };
         let flag = stop.clone();
         let thread =
             std::thread::Builder::new().name("xdpstack-ctl".into()).spawn(move || server.run(&flag))?;
@@ -271,10 +284,15 @@ impl Server {
                 writer.write_all(format!("{MAGIC} ERR {msg}\n").as_bytes())?;
                 return Ok(());
             }
-            let response = match std::str::from_utf8(&buf) {
+            let request = match std::str::from_utf8(&buf) {
                 Err(_) => Err("request is not UTF-8 text".to_string()),
-                Ok(line) => Request::parse(line).and_then(|r| self.answer(r)),
+                Ok(line) => Request::parse(line),
             };
+            if let Ok(Request::Raw(proto)) = request {
+                // The connection becomes a raw session with a thread of its own (or gets an ERR).
+                return self.start_raw_session(proto, reader.into_inner(), writer);
+            }
+            let response = request.and_then(|r| self.answer(r));
             let text = match response {
                 Ok(lines) => {
                     let mut t = format!("{MAGIC} OK {}\n", lines.len());
@@ -291,9 +309,76 @@ impl Server {
         Ok(())
     }
 
+    /// Open a raw socket and relay between it and the client (see [`protocol`]): a thread that reads
+    /// the client's frames and sends them, and one that writes what the socket receives. Either side
+    /// closing, or the stack stopping, ends both and closes the socket.
+    fn start_raw_session(&mut self, proto: u8, stream: UnixStream, mut writer: UnixStream) -> io::Result<()> {
+        let count = self.raw_sessions.clone();
+        if count.fetch_add(1, Ordering::AcqRel) >= MAX_RAW_SESSIONS {
+            count.fetch_sub(1, Ordering::AcqRel);
+            let msg = format!("{MAGIC} ERR too many raw sessions (at most {MAX_RAW_SESSIONS})\n");
+            return writer.write_all(msg.as_bytes());
+        }
+        let sock = match crate::socket::RawSocket::open_shared(self.shared.clone(), proto) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                count.fetch_sub(1, Ordering::AcqRel);
+                return writer.write_all(format!("{MAGIC} ERR cannot open a raw socket: {e}\n").as_bytes());
+            }
+        };
+        writer.write_all(format!("{MAGIC} OK 0\n").as_bytes())?;
+        // The session is long-lived: no time limits on the client's side from here on.
+        stream.set_read_timeout(None)?;
+        writer.set_write_timeout(Some(Duration::from_secs(5)))?;
+        sock.set_read_timeout(Some(TICK))?;
+        let done = Arc::new(AtomicBool::new(false));
+        let (sock2, done2) = (sock.clone(), done.clone());
+        let mut reader = stream;
+        let closer = writer.try_clone()?;
+        std::thread::Builder::new().name("xdpstack-raw-in".into()).spawn(move || {
+            let mut header = [0u8; protocol::RAW_FRAME_HEADER];
+            let mut payload = vec![0u8; usize::from(u16::MAX)];
+            loop {
+                if io::Read::read_exact(&mut reader, &mut header).is_err() {
+                    break;
+                }
+                let (dst, len) = protocol::parse_raw_frame_header(&header);
+                if io::Read::read_exact(&mut reader, &mut payload[..len]).is_err() {
+                    break;
+                }
+                if let Err(e) = sock2.send_to(&payload[..len], dst) {
+                    log::debug!("raw session: send to {dst}: {e}");
+                }
+            }
+            done2.store(true, Ordering::Release);
+        })?;
+        std::thread::Builder::new().name("xdpstack-raw-out".into()).spawn(move || {
+            let mut buf = vec![0u8; usize::from(u16::MAX)];
+            while !done.load(Ordering::Acquire) {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, src)) => {
+                        let mut frame = protocol::raw_frame_header(src, n).to_vec();
+                        frame.extend_from_slice(&buf[..n]);
+                        if writer.write_all(&frame).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {}
+                    Err(_) => break, // the stack stopped
+                }
+            }
+            // Unblock the reading thread, if it still waits on the client.
+            let _ = closer.shutdown(std::net::Shutdown::Both);
+            drop(sock);
+            count.fetch_sub(1, Ordering::AcqRel);
+        })?;
+        Ok(())
+    }
+
     fn answer(&mut self, req: Request) -> Result<Vec<String>, String> {
         match req {
             Request::Info => Ok(self.info_lines()),
+            Request::Raw(_) => Err("a raw session is started by serve()".into()),
             Request::Counters => Ok(self
                 .shared
                 .counters(self.info.frames)

@@ -5,7 +5,7 @@
 //! understand each other instead of misreading fields.
 //!
 //! ```text
-//! request:   XDPSTACK/1 <command>\n          command: info | sockets | counters
+//! request:   XDPSTACK/1 <command>\n          command: info | sockets | counters | raw <PROTO>
 //! response:  XDPSTACK/1 OK <n>\n             followed by exactly n record lines
 //!        or: XDPSTACK/1 ERR <message>\n
 //! ```
@@ -20,6 +20,14 @@
 //!   connections `rtt_us rttvar_us rto_us cwnd ssthresh mss rcv_wscale snd_wscale retrans
 //!   bytes_acked bytes_received unacked`. Readers ignore keys they do not know (later versions may
 //!   add fields without a version change).
+//!
+//! - `raw PROTO` (1..=254) opens a raw IP socket for that protocol on the stack and answers
+//!   `XDPSTACK/1 OK 0`; from then on the connection is a *raw session* in binary frames, both ways
+//!   `[IPv4 address: 4 bytes][length: u16][bytes]`, big-endian. The client sends the payload to put
+//!   after an IP header the stack builds (the address is the destination, e.g. an ICMP echo request
+//!   for `xdpstack ping`); the stack sends every datagram the socket receives, IP header included
+//!   (the address is the source). The session (and the socket) ends when either side closes.
+//!   This is how `xdpstack ping` uses a running stack's raw ICMP socket from another process.
 //!
 //! Requests longer than [`MAX_REQUEST`] bytes, unknown versions and unknown commands get an `ERR`
 //! line; the stack is not otherwise affected.
@@ -47,6 +55,24 @@ pub enum Request {
     Sockets,
     /// All counters.
     Counters,
+    /// Open a raw socket for this IP protocol and turn the connection into a raw session.
+    Raw(u8),
+}
+
+/// Length of a raw-session frame header: IPv4 address and payload length.
+pub const RAW_FRAME_HEADER: usize = 6;
+
+/// The header of a raw-session frame.
+pub fn raw_frame_header(addr: std::net::Ipv4Addr, len: usize) -> [u8; RAW_FRAME_HEADER] {
+    let mut h = [0u8; RAW_FRAME_HEADER];
+    h[..4].copy_from_slice(&addr.octets());
+    h[4..].copy_from_slice(&(len.min(usize::from(u16::MAX)) as u16).to_be_bytes());
+    h
+}
+
+/// Address and payload length from a raw-session frame header.
+pub fn parse_raw_frame_header(h: &[u8; RAW_FRAME_HEADER]) -> (std::net::Ipv4Addr, usize) {
+    (std::net::Ipv4Addr::new(h[0], h[1], h[2], h[3]), usize::from(u16::from_be_bytes([h[4], h[5]])))
 }
 
 impl Request {
@@ -56,6 +82,7 @@ impl Request {
             Request::Info => "info",
             Request::Sockets => "sockets",
             Request::Counters => "counters",
+            Request::Raw(p) => return format!("{MAGIC} raw {p}"),
         };
         format!("{MAGIC} {cmd}")
     }
@@ -76,8 +103,14 @@ impl Request {
             Some("info") => Request::Info,
             Some("sockets") => Request::Sockets,
             Some("counters") => Request::Counters,
-            Some(other) => return Err(format!("unknown command {other:?} (known: info, sockets, counters)")),
-            None => return Err("missing command (info, sockets, counters)".into()),
+            Some("raw") => match words.next().map(str::parse::<u8>) {
+                Some(Ok(p @ 1..=254)) => Request::Raw(p),
+                _ => return Err("raw needs an IP protocol number 1..=254 (e.g. raw 1 for ICMP)".into()),
+            },
+            Some(other) => {
+                return Err(format!("unknown command {other:?} (known: info, sockets, counters, raw)"))
+            }
+            None => return Err("missing command (info, sockets, counters, raw)".into()),
         };
         match words.next() {
             Some(extra) => Err(format!("unexpected {extra:?} after the command")),
@@ -228,7 +261,7 @@ mod tests {
 
     #[test]
     fn requests_round_trip_and_bad_ones_are_explained() {
-        for r in [Request::Info, Request::Sockets, Request::Counters] {
+        for r in [Request::Info, Request::Sockets, Request::Counters, Request::Raw(1), Request::Raw(254)] {
             assert_eq!(Request::parse(&r.line()), Ok(r));
         }
         assert!(Request::parse("").unwrap_err().contains("empty"));
@@ -237,6 +270,16 @@ mod tests {
         assert!(Request::parse("XDPSTACK/1 frobnicate").unwrap_err().contains("unknown command"));
         assert!(Request::parse("XDPSTACK/1 info extra").unwrap_err().contains("unexpected"));
         assert!(Request::parse("XDPSTACK/1").unwrap_err().contains("missing command"));
+        for bad in ["XDPSTACK/1 raw", "XDPSTACK/1 raw 0", "XDPSTACK/1 raw 255", "XDPSTACK/1 raw icmp"] {
+            assert!(Request::parse(bad).unwrap_err().contains("protocol number"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_frame_headers_round_trip() {
+        let h = raw_frame_header("10.77.0.1".parse().unwrap(), 1500);
+        assert_eq!(h, [10, 77, 0, 1, 0x05, 0xdc]);
+        assert_eq!(parse_raw_frame_header(&h), ("10.77.0.1".parse().unwrap(), 1500));
     }
 
     #[test]

@@ -4,19 +4,34 @@
 //! true, then calls [`Event::notify`], which costs one atomic load when nobody sleeps. The consumer
 //! announces itself in `waiters` *before* its last check of the condition, so a notification cannot fall
 //! between that check and the sleep (the classic Dekker handshake; both sides use SeqCst fences).
-//! Because the sleep is `poll(2)` on an eventfd, the same descriptor can later be handed to epoll or
-//! tokio's reactor.
+//! Because the sleep is `poll(2)` on an eventfd, the same descriptor can be handed to epoll or tokio's
+//! reactor (`crate::tokio` keeps the event "waited on" for as long as an async socket lives, so every
+//! notification writes the eventfd).
+//!
+//! An event can also be *linked* to one registration of a [`crate::Poller`]: then a notification also
+//! puts the registration on the poller's ready list (see `socket/poll.rs`). The link is a flag bit in
+//! the same word as the waiter count, so a socket that no poller watches still pays one relaxed load
+//! per notification; a linked one takes the (uncontended) lock that guards its link.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
+
+use super::poll::Registration;
+
+/// The bit of `waiters` that says "a poller registration is linked"; the rest counts sleepers.
+const LINKED: u32 = 1 << 31;
 
 /// A wake-up channel: many notifiers, any number of waiters.
 #[derive(Debug)]
 pub struct Event {
     fd: OwnedFd,
+    /// Sleepers (low bits) and the [`LINKED`] flag.
     waiters: AtomicU32,
+    /// The poller registration this event feeds, if any ([`LINKED`] is set exactly while it is `Some`).
+    link: Mutex<Option<Arc<Registration>>>,
 }
 
 impl Event {
@@ -29,15 +44,77 @@ impl Event {
         }
         // Safety: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(Event { fd, waiters: AtomicU32::new(0) })
+        Ok(Event { fd, waiters: AtomicU32::new(0), link: Mutex::new(None) })
     }
 
     /// Wake whoever waits. Call after making the awaited condition true.
     #[inline]
     pub fn notify(&self) {
         fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) > 0 {
-            self.signal();
+        let w = self.waiters.load(Ordering::Relaxed);
+        if w != 0 {
+            if w & !LINKED != 0 {
+                self.signal();
+            }
+            if w & LINKED != 0 {
+                self.notify_link();
+            }
+        }
+    }
+
+    /// Wake sleepers and the linked poller unconditionally (used when the stack stops).
+    pub fn wake_all(&self) {
+        self.signal();
+        self.notify_link();
+    }
+
+    /// Put the linked registration, if any, on its poller's ready list.
+    #[cold]
+    fn notify_link(&self) {
+        if let Some(reg) = self.lock_link().as_ref() {
+            reg.wake();
+        }
+    }
+
+    fn lock_link(&self) -> MutexGuard<'_, Option<Arc<Registration>>> {
+        // A panic while holding this lock leaves nothing half-done (it only guards an Option).
+        self.link.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Link a poller registration. Fails with the current one if another live registration holds the
+    /// link (a registration whose poller is gone is replaced).
+    pub(crate) fn link(&self, reg: Arc<Registration>) -> Result<(), Arc<Registration>> {
+        let mut link = self.lock_link();
+        if let Some(old) = link.as_ref() {
+            if old.is_live() {
+                return Err(old.clone());
+            }
+            old.kill();
+        }
+        *link = Some(reg);
+        self.waiters.fetch_or(LINKED, Ordering::SeqCst);
+        // Pairs with the fence in `notify`: a producer that made its condition true before this point
+        // is seen by the readiness check the caller queues next; one after it sees LINKED.
+        fence(Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The linked registration, if any.
+    pub(crate) fn linked(&self) -> Option<Arc<Registration>> {
+        self.lock_link().clone()
+    }
+
+    /// Remove the link (if `only` is given, only when it is that registration) and retire it.
+    pub(crate) fn unlink(&self, only: Option<&Arc<Registration>>) -> bool {
+        let mut link = self.lock_link();
+        match link.as_ref() {
+            Some(cur) if only.is_none_or(|o| Arc::ptr_eq(o, cur)) => {
+                cur.kill();
+                *link = None;
+                self.waiters.fetch_and(!LINKED, Ordering::SeqCst);
+                true
+            }
+            _ => false,
         }
     }
 

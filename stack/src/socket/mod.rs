@@ -3,6 +3,7 @@
 
 pub mod bufpool;
 pub mod event;
+pub mod poll;
 mod ports;
 mod raw;
 pub mod ring;
@@ -15,6 +16,7 @@ use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub use poll::{Events, Interest, PollEvent, Pollable, Poller, Trigger};
 pub(crate) use ports::PortTable;
 pub(crate) use raw::{RawPacket, RawShared};
 pub use raw::{RawSocket, IPPROTO_RAW};

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 
 use super::event::Event;
+use super::poll::{sealed, Probe, Ready};
 use super::{SocketEntry, SocketOptions};
 use crate::iface::check_header;
 use crate::stack::{Stack, StackShared, Wait};
@@ -93,13 +94,17 @@ impl RawSocket {
     /// Open a raw socket for IP protocol `protocol` (1 ICMP, 6 TCP, 17 UDP, 253/254 experiments,
     /// 255 send-only with the header included). Protocol 0 is refused.
     pub fn open(stack: &Stack, protocol: u8) -> io::Result<RawSocket> {
+        RawSocket::open_shared(stack.shared().clone(), protocol)
+    }
+
+    /// [`RawSocket::open`] for the stack's own threads (the control socket's raw sessions).
+    pub(crate) fn open_shared(st: Arc<StackShared>, protocol: u8) -> io::Result<RawSocket> {
         if protocol == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a raw socket needs an IP protocol number 1..=255 (e.g. 1 for ICMP), not 0",
             ));
         }
-        let st = stack.shared().clone();
         st.check_running()?;
         let fd = st.fd_alloc(SocketEntry::Reserved);
         let shared = match Event::new() {
@@ -286,8 +291,37 @@ impl RawSocket {
     }
 }
 
+/// A raw socket's readiness: readable with a datagram queued; always writable (datagrams wait in the
+/// worker's command queue, and a full queue is `WouldBlock` on the send itself).
+#[derive(Debug)]
+struct RawProbe(Arc<RawShared>);
+
+impl Probe for RawProbe {
+    fn readiness(&self, running: bool) -> Ready {
+        let mut r = Ready(Ready::WRITABLE);
+        r.set(Ready::READABLE, !self.0.rx.is_empty() || !running);
+        r.set(Ready::HUP, !running);
+        r
+    }
+}
+
+#[allow(private_interfaces)] // sealed: see `poll::sealed`
+impl sealed::Source for RawSocket {
+    fn event(&self) -> &Event {
+        &self.shared.event
+    }
+    fn stack(&self) -> &Arc<StackShared> {
+        &self.stack
+    }
+    fn probe(&self) -> Box<dyn Probe> {
+        Box::new(RawProbe(self.shared.clone()))
+    }
+}
+
 impl Drop for RawSocket {
     fn drop(&mut self) {
+        // Closing a descriptor removes it from its poller, as with epoll.
+        self.shared.event.unlink(None);
         let s = &self.stack;
         if self.shared.protocol != IPPROTO_RAW {
             for w in 0..s.workers.len() {

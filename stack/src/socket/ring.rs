@@ -309,6 +309,52 @@ impl ByteRing {
     }
 }
 
+/// A read-only view of a ring's fill level and close flags, for readiness checks by a thread that is
+/// neither the producer nor the consumer (a [`crate::Poller`]). It reads only atomics, so it is `Sync`.
+///
+/// The two counters are read one after the other while their owners may move them, so the answer is a
+/// snapshot of some moment between the two loads: `tail` is read first, and since `tail` never passes
+/// `head`, the length is never negative; it is clipped to the capacity.
+#[derive(Clone)]
+pub struct RingProbe {
+    ring: Arc<ByteRing>,
+}
+
+impl RingProbe {
+    /// Bytes published and not yet consumed.
+    pub fn len(&self) -> usize {
+        let tail = self.ring.tail.0.load(Ordering::Acquire);
+        let head = self.ring.head.0.load(Ordering::Acquire);
+        head.wrapping_sub(tail).min(self.ring.capacity())
+    }
+
+    /// True when nothing is readable.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the producer could write.
+    pub fn free(&self) -> usize {
+        self.ring.capacity() - self.len()
+    }
+
+    /// True once the producer has closed (end of stream after the readable bytes).
+    pub fn producer_closed(&self) -> bool {
+        self.ring.producer_closed.load(Ordering::Acquire)
+    }
+
+    /// True once the consumer has closed.
+    pub fn consumer_closed(&self) -> bool {
+        self.ring.consumer_closed.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for RingProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingProbe").field("len", &self.len()).finish()
+    }
+}
+
 /// The writing half of a [`ByteRing`].
 pub struct Producer {
     ring: Arc<ByteRing>,
@@ -393,6 +439,11 @@ impl Producer {
     /// True once the consumer has closed (or been dropped).
     pub fn is_closed(&self) -> bool {
         self.ring.consumer_closed.load(Ordering::Acquire)
+    }
+
+    /// A read-only view of this ring for readiness checks from other threads.
+    pub fn probe(&self) -> RingProbe {
+        RingProbe { ring: self.ring.clone() }
     }
 }
 
@@ -504,6 +555,11 @@ impl Consumer {
     /// be readable; see [`is_eof`](Self::is_eof).
     pub fn is_closed(&self) -> bool {
         self.ring.producer_closed.load(Ordering::Acquire)
+    }
+
+    /// A read-only view of this ring for readiness checks from other threads.
+    pub fn probe(&self) -> RingProbe {
+        RingProbe { ring: self.ring.clone() }
     }
 
     /// True when the producer has closed and every byte it published has been consumed.

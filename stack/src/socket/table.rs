@@ -83,10 +83,10 @@ impl SocketEntry {
     /// Wake whoever waits on this socket (at shutdown).
     pub(crate) fn wake(&self) {
         match self {
-            SocketEntry::Udp(w) => w.upgrade().map(|s| s.event.signal()),
-            SocketEntry::Tcp(w) => w.upgrade().map(|s| s.event.signal()),
-            SocketEntry::TcpListener(w) => w.upgrade().map(|s| s.event.signal()),
-            SocketEntry::Raw(w) => w.upgrade().map(|s| s.event.signal()),
+            SocketEntry::Udp(w) => w.upgrade().map(|s| s.event.wake_all()),
+            SocketEntry::Tcp(w) => w.upgrade().map(|s| s.event.wake_all()),
+            SocketEntry::TcpListener(w) => w.upgrade().map(|s| s.event.wake_all()),
+            SocketEntry::Raw(w) => w.upgrade().map(|s| s.event.wake_all()),
             SocketEntry::Reserved => None,
         };
     }

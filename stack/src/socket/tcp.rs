@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 
 use super::event::Event;
-use super::ring::{ByteRing, Consumer, Producer};
+use super::poll::{sealed, Probe, Ready};
+use super::ring::{ByteRing, Consumer, Producer, RingProbe};
 use super::{first_v4, Proto, SocketOptions};
 use crate::stack::{Stack, StackShared, Wait};
 use crate::tcp::{Connection, ConnectionParams, Keepalive, State};
@@ -209,6 +210,12 @@ impl<'a> TcpSocket<'a> {
         TcpStream::open(self.stack, first_v4(addr)?, self.bound, self.params, None)
     }
 
+    /// Send the SYN without waiting (for the async wrappers).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn start_connect(self, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        TcpStream::start_connect(self.stack, first_v4(addr)?, self.bound, self.params)
+    }
+
     /// Connect, giving up after `timeout`.
     pub fn connect_timeout(self, addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
@@ -321,8 +328,35 @@ impl TcpListener {
     }
 }
 
+/// A listener is readable when a connection waits to be accepted.
+#[derive(Debug)]
+struct ListenerProbe(Arc<ListenerShared>);
+
+impl Probe for ListenerProbe {
+    fn readiness(&self, running: bool) -> Ready {
+        let mut r = Ready::default();
+        r.set(Ready::READABLE, !self.0.accept.is_empty() || !running);
+        r.set(Ready::HUP, !running);
+        r
+    }
+}
+
+#[allow(private_interfaces)] // sealed: see `poll::sealed`
+impl sealed::Source for TcpListener {
+    fn event(&self) -> &Event {
+        &self.shared.event
+    }
+    fn stack(&self) -> &Arc<StackShared> {
+        &self.stack
+    }
+    fn probe(&self) -> Box<dyn Probe> {
+        Box::new(ListenerProbe(self.shared.clone()))
+    }
+}
+
 impl Drop for TcpListener {
     fn drop(&mut self) {
+        self.shared.event.unlink(None);
         let st = &self.stack;
         for w in 0..st.workers.len() {
             let cmd = Command::TcpUnlisten { local: self.shared.local, id: self.shared.id };
@@ -370,6 +404,27 @@ impl TcpStream {
         params: ListenParams,
         timeout: Option<Duration>,
     ) -> io::Result<TcpStream> {
+        let stream = TcpStream::start_connect(stack, remote, bound, params)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let settled = || stream.connect_status().is_some();
+        if !stream.stack.wait(&stream.shared.event, deadline, settled) {
+            // Give up: the worker aborts the attempt when the stream drops.
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+        }
+        match stream.connect_status() {
+            Some(Ok(())) => Ok(stream),
+            Some(Err(e)) => Err(e),
+            None => unreachable!("settled"),
+        }
+    }
+
+    /// Send the SYN and return at once, in SYN-SENT; [`TcpStream::connect_status`] tells the outcome.
+    pub(crate) fn start_connect(
+        stack: &Stack,
+        remote: SocketAddrV4,
+        bound: Option<SocketAddrV4>,
+        params: ListenParams,
+    ) -> io::Result<TcpStream> {
         let st = stack.shared().clone();
         st.check_running()?;
         if remote.port() == 0
@@ -413,16 +468,20 @@ impl TcpStream {
             Command::TcpConnect(Box::new(req)),
             Wait::Until(Instant::now() + Duration::from_secs(5)),
         )?;
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let settled = || shared.state() != State::SynSent || !st.is_running();
-        if !st.wait(&shared.event, deadline, settled) {
-            // Give up: the worker aborts the attempt when the stream drops.
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+        Ok(stream)
+    }
+
+    /// The outcome of a connect: `None` while the SYN is unanswered, then established or the error.
+    pub(crate) fn connect_status(&self) -> Option<io::Result<()>> {
+        if !self.stack.is_running() {
+            return Some(self.stack.check_running());
         }
-        st.check_running()?;
-        match shared.state() {
-            State::Established | State::CloseWait | State::FinWait1 | State::FinWait2 => Ok(stream),
-            _ => Err(stream.take_errno().unwrap_or_else(|| io::Error::from_raw_os_error(libc::ECONNREFUSED))),
+        match self.shared.state() {
+            State::SynSent => None,
+            State::Established | State::CloseWait | State::FinWait1 | State::FinWait2 => Some(Ok(())),
+            _ => Some(Err(self
+                .take_errno()
+                .unwrap_or_else(|| io::Error::from_raw_os_error(libc::ECONNREFUSED)))),
         }
     }
 
@@ -643,8 +702,49 @@ impl Write for TcpStream {
     }
 }
 
+/// A connection's readiness, from its shared state and its two rings (as epoll reports a kernel TCP
+/// socket): readable with bytes, end of stream or an error; writable with send-buffer room once
+/// connected (or when a write would fail at once); hang-up once both directions are closed.
+#[derive(Debug)]
+struct StreamProbe {
+    shared: Arc<TcpShared>,
+    rx: RingProbe,
+    tx: RingProbe,
+}
+
+impl Probe for StreamProbe {
+    fn readiness(&self, running: bool) -> Ready {
+        let state = self.shared.state();
+        let error = self.shared.error.load(Ordering::Acquire) != 0;
+        let dead = state == State::Closed || !running;
+        let mut r = Ready::default();
+        r.set(Ready::READABLE, !self.rx.is_empty() || self.rx.producer_closed() || error || dead);
+        r.set(
+            Ready::WRITABLE,
+            (state.is_synchronized() && self.tx.free() > 0) || self.tx.consumer_closed() || error || dead,
+        );
+        r.set(Ready::ERROR, error);
+        r.set(Ready::HUP, dead || matches!(state, State::TimeWait | State::Closing | State::LastAck));
+        r
+    }
+}
+
+#[allow(private_interfaces)] // sealed: see `poll::sealed`
+impl sealed::Source for TcpStream {
+    fn event(&self) -> &Event {
+        &self.shared.event
+    }
+    fn stack(&self) -> &Arc<StackShared> {
+        &self.stack
+    }
+    fn probe(&self) -> Box<dyn Probe> {
+        Box::new(StreamProbe { shared: self.shared.clone(), rx: self.rx.probe(), tx: self.tx.probe() })
+    }
+}
+
 impl Drop for TcpStream {
     fn drop(&mut self) {
+        self.shared.event.unlink(None);
         // close(): no more writes (FIN after the data) and no more reads (unread data means RST).
         self.tx.close();
         self.rx.close();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 
 use super::event::Event;
+use super::poll::{sealed, Probe, Ready};
 use super::{first_v4, Proto, SocketOptions};
 use crate::iface::udp::MAX_UDP_PAYLOAD;
 use crate::stack::{Stack, StackShared, Wait};
@@ -292,8 +293,39 @@ impl UdpSocket {
     }
 }
 
+/// A UDP socket's readiness: readable with a datagram or a pending error; always writable (datagrams
+/// wait in the worker's command queue, and a full queue is `WouldBlock` on the send itself).
+#[derive(Debug)]
+struct UdpProbe(Arc<UdpShared>);
+
+impl Probe for UdpProbe {
+    fn readiness(&self, running: bool) -> Ready {
+        let error = self.0.error.load(Ordering::Acquire) != 0;
+        let mut r = Ready(Ready::WRITABLE);
+        r.set(Ready::READABLE, !self.0.rx.is_empty() || error || !running);
+        r.set(Ready::ERROR, error);
+        r.set(Ready::HUP, !running);
+        r
+    }
+}
+
+#[allow(private_interfaces)] // sealed: see `poll::sealed`
+impl sealed::Source for UdpSocket {
+    fn event(&self) -> &Event {
+        &self.shared.event
+    }
+    fn stack(&self) -> &Arc<StackShared> {
+        &self.stack
+    }
+    fn probe(&self) -> Box<dyn Probe> {
+        Box::new(UdpProbe(self.shared.clone()))
+    }
+}
+
 impl Drop for UdpSocket {
     fn drop(&mut self) {
+        // Closing a descriptor removes it from its poller, as with epoll.
+        self.shared.event.unlink(None);
         let s = &self.stack;
         for w in 0..s.workers.len() {
             // Best effort: if the stack has stopped, the workers are gone and so is the registration.

@@ -53,6 +53,9 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, STEER_PORTS_SIZE);
+	/* Entries are allocated when userspace adds a port (never on the packet path), so room for every
+	 * port costs nothing until the ports are bound. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct port_key);
 	__type(value, __u8);
 } ports SEC(".maps");

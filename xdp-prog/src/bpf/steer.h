@@ -17,7 +17,8 @@
 /* Map sizes. XSKMAP index = rx_queue_index * socks_per_queue + flow_hash % socks_per_queue. */
 #define STEER_XSKMAP_SIZE 64
 #define STEER_ADDRS_SIZE 64
-#define STEER_PORTS_SIZE 1024
+/* Every port of both protocols: a stack may bind them all (the map allocates per entry, see steer.bpf.c). */
+#define STEER_PORTS_SIZE (2 * 65536)
 
 /* Value flags of the `addrs` map (key: IPv4 address in network byte order). */
 #define ADDR_UNICAST 1   /* an address of the stack */

@@ -54,6 +54,13 @@ pub struct PingArgs {
     /// with the testbed's stack address).
     #[arg(long, value_name = "NAME")]
     testbed: Option<String>,
+    /// Use the raw ICMP socket of this running stack (through its control socket); the default when
+    /// neither --iface nor --testbed is given (then: the only stack running).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["iface", "testbed"])]
+    name: Option<String>,
+    /// Where running stacks live (default: $XDPSTACK_RUN_DIR, else /run/xdpstack).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["iface", "testbed"])]
+    run_dir: Option<std::path::PathBuf>,
     /// The host to ping (IPv4 address or name).
     #[arg(value_name = "HOST")]
     host: String,
@@ -83,6 +90,19 @@ impl IcmpChannel for RawChannel {
             Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A raw ICMP socket of a running stack, through its control socket.
+pub struct ControlChannel(pub xdpstack::observe::client::RawSession);
+
+impl IcmpChannel for ControlChannel {
+    fn send(&mut self, dst: Ipv4Addr, icmp: &[u8]) -> io::Result<()> {
+        self.0.send_to(icmp, dst)
+    }
+
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
+        Ok(self.0.recv_from(buf, timeout)?.map(|(n, _)| n))
     }
 }
 
@@ -329,7 +349,17 @@ pub fn run(args: PingArgs) -> io::Result<ExitCode> {
             args.host
         )));
     };
+    let plan = PingPlan {
+        host: args.host.clone(),
+        dst,
+        count: args.count,
+        interval,
+        size: args.size as usize,
+        wait,
+        ident: std::process::id() as u16,
+    };
     let config = match (&args.iface, &args.addr, &args.testbed) {
+        (None, None, None) => return ping_running_stack(&args, &plan),
         (Some(iface), Some(addr), None) => Config::new(iface.clone(), *addr),
         (None, None, Some(name)) => match Testbed::existing(name) {
             Ok(tb) => tb.stack_config(),
@@ -337,7 +367,7 @@ pub fn run(args: PingArgs) -> io::Result<ExitCode> {
         },
         _ => {
             return Ok(usage(
-                "ping needs a stack to send from: give --iface IF --addr A.B.C.D/LEN, or --testbed NAME",
+                "ping needs a stack to send from: a running one (--name NAME), or one it starts (--iface IF --addr A.B.C.D/LEN, or --testbed NAME)",
             ))
         }
     };
@@ -353,23 +383,37 @@ pub fn run(args: PingArgs) -> io::Result<ExitCode> {
         Ok(s) => s,
         Err(e) => return Ok(usage(e)),
     };
-    let result = RawSocket::open(&stack, 1).and_then(|sock| {
-        let plan = PingPlan {
-            host: args.host.clone(),
-            dst,
-            count: args.count,
-            interval,
-            size: args.size as usize,
-            wait,
-            ident: std::process::id() as u16,
-        };
-        ping_loop(&mut RawChannel(sock), &plan, &mut io::stdout().lock())
-    });
+    let result = RawSocket::open(&stack, 1)
+        .and_then(|sock| ping_loop(&mut RawChannel(sock), &plan, &mut io::stdout().lock()));
     let report = stack.shutdown();
     if report.frames_lost() != 0 {
         log::warn!("frames lost: {} of {}", report.frames_lost(), report.frames_total);
     }
     match result {
+        Ok(stats) if stats.received > 0 => Ok(ExitCode::SUCCESS),
+        Ok(_) => Ok(ExitCode::from(1)),
+        Err(e) => Ok(usage(e)),
+    }
+}
+
+/// Ping through the raw ICMP socket of a running stack (its control socket's raw session).
+fn ping_running_stack(args: &PingArgs, plan: &PingPlan) -> io::Result<ExitCode> {
+    use xdpstack::observe::client::{self, Client};
+    let run_dir = args.run_dir.clone().unwrap_or_else(xdpstack::observe::control::default_run_dir);
+    let inst = match client::choose(&run_dir, args.name.as_deref()) {
+        Ok(i) => i,
+        Err(m) => {
+            return Ok(usage(format!(
+                "{m} (or let ping start a stack of its own: --iface IF --addr A.B.C.D/LEN, or --testbed NAME)"
+            )))
+        }
+    };
+    let session = match Client::connect(&inst.dir).and_then(|c| c.raw_session(1)) {
+        Ok(s) => s,
+        Err(e) => return Ok(usage(format!("stack {}: {e}", inst.name))),
+    };
+    catch_interrupt();
+    match ping_loop(&mut ControlChannel(session), plan, &mut io::stdout().lock()) {
         Ok(stats) if stats.received > 0 => Ok(ExitCode::SUCCESS),
         Ok(_) => Ok(ExitCode::from(1)),
         Err(e) => Ok(usage(e)),
