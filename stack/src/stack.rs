@@ -4,6 +4,7 @@
 use std::io;
 use std::net::Ipv4Addr;
 use std::net::SocketAddrV4;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -231,6 +232,10 @@ pub(crate) struct StackShared {
     pub rings: Arc<RingPool>,
     /// The capture (its counters join the stack's).
     pub pcap: Option<Arc<PcapSink>>,
+    /// Duplicates of the AF_XDP sockets' descriptors, for reading the kernel's per-socket drop
+    /// counters (`XDP_STATISTICS`) from any thread. Closed at shutdown before the sockets themselves,
+    /// so that they do not keep the sockets (and their queues) alive.
+    pub xsk_fds: Mutex<Vec<std::os::fd::OwnedFd>>,
 }
 
 /// Run-to-completion waiters yield the core after this many turns with nothing to do.
@@ -414,6 +419,26 @@ impl StackShared {
             ]);
         }
         all.push(("XskFramesTotal", u64::from(frames)));
+        // The kernel's own counters of the AF_XDP sockets: what it dropped before the stack saw it.
+        let mut k = crate::xsk::XdpStatistics::default();
+        for fd in lock(&self.xsk_fds).iter() {
+            if let Ok(s) = crate::xsk::sys_statistics(fd.as_fd()) {
+                k.rx_dropped += s.rx_dropped;
+                k.rx_invalid_descs += s.rx_invalid_descs;
+                k.tx_invalid_descs += s.tx_invalid_descs;
+                k.rx_ring_full += s.rx_ring_full;
+                k.rx_fill_ring_empty_descs += s.rx_fill_ring_empty_descs;
+                k.tx_ring_empty_descs += s.tx_ring_empty_descs;
+            }
+        }
+        all.extend([
+            ("XskRxDropped", k.rx_dropped),
+            ("XskRxRingFull", k.rx_ring_full),
+            ("XskFillRingEmpty", k.rx_fill_ring_empty_descs),
+            ("XskRxInvalidDescs", k.rx_invalid_descs),
+            ("XskTxInvalidDescs", k.tx_invalid_descs),
+            ("XskTxRingEmpty", k.tx_ring_empty_descs),
+        ]);
         if let Some(p) = &self.pcap {
             let (written, dropped) = p.stats();
             all.extend([("PcapFrames", written), ("PcapFramesDropped", dropped)]);
@@ -674,6 +699,7 @@ impl Stack {
             all.push(sock);
         }
         let zero_copy = all.iter().all(|s| s.is_zero_copy());
+        let xsk_fds = all.iter().map(|s| s.fd().try_clone_to_owned()).collect::<io::Result<Vec<_>>>()?;
         let link = steering.attach(netdev.ifindex, config.xdp_mode)?;
         let mut socks: Vec<Vec<XskSocket>> = (0..config.workers).map(|_| Vec::new()).collect();
         for (slot, sock) in plan.sockets.iter().zip(all) {
@@ -710,6 +736,7 @@ impl Stack {
             released: SegQueue::new(),
             rings: Arc::new(RingPool::new(config.ring_cache_bytes)),
             pcap: pcap.clone(),
+            xsk_fds: Mutex::new(xsk_fds),
             config,
         });
         let info = StackInfo {
@@ -872,6 +899,7 @@ impl Stack {
         self.control.take();
         // Detach first: from here on the kernel gets the traffic again.
         self.link.take();
+        lock(&self.shared.xsk_fds).clear();
         self.shared.running.store(false, Ordering::Release);
         // Wake every application thread blocked on a socket or on a full command queue.
         for (_, entry) in lock(&self.shared.fds).iter() {

@@ -291,6 +291,13 @@ fn stat_counts_exactly_the_traffic_and_stale_or_busy_names_are_reported() {
 
     let before = stat(true);
     assert!(before.contains_key("UdpNoPorts") && before.contains_key("TcpActiveOpens"));
+    // The stack's own: the XDP program's and the kernel's AF_XDP drop counters (XDP_STATISTICS).
+    for name in
+        ["XdpSteered", "XdpPassed", "XskRxRingFull", "XskFillRingEmpty", "XskRxDropped", "EthInFrames"]
+    {
+        assert!(before.contains_key(name), "{name} missing from stat -z");
+    }
+    assert!(before["XdpSteered"] > 0);
     let hidden = stat(false);
     assert!(hidden.values().all(|v| *v != 0), "zeros are hidden without -z");
     const N: u64 = 25;

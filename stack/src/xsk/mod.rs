@@ -77,5 +77,6 @@ pub use batch::RxBatch;
 pub use error::{TxError, XskError};
 pub use pool::{new_shared_pools, new_shared_pools_with, FramePool, PoolConfig};
 pub use socket::{BindMode, InFlight, Share, SocketConfig, SocketCounters, XskSocket};
+pub(crate) use sys::statistics as sys_statistics;
 pub use sys::{monotonic_ns, XdpStatistics, XDP_PACKET_HEADROOM};
 pub use umem::{Umem, UmemConfig};
