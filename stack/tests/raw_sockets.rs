@@ -193,3 +193,39 @@ fn protocol_253_both_ways_with_the_kernel_and_header_included() {
     drop(sock);
     finish(stack);
 }
+
+/// A raw ICMP socket in a readiness set: the kernel peer's `ping` makes it readable (the stack answers
+/// the echo request itself and hands the raw socket a copy), level-triggered until it is read.
+#[test]
+fn a_raw_socket_in_a_poller_wakes_on_the_peers_ping() {
+    use xdpstack::{Events, Interest, Poller, Trigger};
+    let tb = testbed(1);
+    let stack = start(&tb, |_| {});
+    let raw = RawSocket::open(&stack, 1).unwrap();
+    raw.set_nonblocking(true).unwrap();
+    let poller = Poller::new().unwrap();
+    poller.register(&raw, 7, Interest::READABLE, Trigger::Level).unwrap();
+    let mut events = Events::with_capacity(8);
+    assert_eq!(poller.wait(&mut events, Some(Duration::from_millis(50))).unwrap(), 0, "nothing yet");
+
+    let out = peer_run(&tb, "ping", &["-c", "1", "-W", "2", &stack_ip(&tb)]);
+    assert!(out.contains("1 received"), "{out}");
+    assert!(poller.wait(&mut events, Some(Duration::from_secs(2))).unwrap() >= 1);
+    let ev = events.iter().next().unwrap();
+    assert_eq!(ev.token(), 7);
+    assert!(ev.is_readable());
+    // Level-triggered: still readable while the datagram waits.
+    assert!(poller.wait(&mut events, Some(Duration::from_millis(100))).unwrap() >= 1);
+    let mut buf = [0u8; 1500];
+    let (n, from) = raw.recv_from(&mut buf).unwrap();
+    assert_eq!(from, tb.config.peer_addr);
+    let ip = Ipv4Packet::new_checked(&buf[..n]).unwrap();
+    assert_eq!(ip.protocol(), IpProtocol::Icmp);
+    let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+    assert!(matches!(Icmpv4Repr::parse(&icmp, ChecksumMode::Full).unwrap(), Icmpv4Repr::EchoRequest { .. }));
+    assert_eq!(raw.recv_from(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+    assert_eq!(poller.wait(&mut events, Some(Duration::from_millis(50))).unwrap(), 0, "drained");
+    drop(poller);
+    drop(raw);
+    finish(stack);
+}
