@@ -200,6 +200,15 @@ fn ss_and_proc_files_show_exactly_the_sockets_that_exist() {
     let (n, _) = udp.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"still here");
 
+    // Recv-Q of a datagram socket counts the bytes waiting, as Linux's does.
+    peer.send_to(&[1u8; 10], "10.77.0.2:5002").unwrap();
+    peer.send_to(&[2u8; 20], "10.77.0.2:5002").unwrap();
+    let queued = || ss_rows(&ss(&["-u", "-a"]))[0][2].clone();
+    assert!(wait_for(Duration::from_secs(3), || queued() == "30"), "Recv-Q {}", queued());
+    assert_eq!(udp.recv_from(&mut buf).unwrap().0, 10);
+    assert_eq!(udp.recv_from(&mut buf).unwrap().0, 20);
+    assert_eq!(queued(), "0");
+
     // The stack closes first: its side ends in TIME-WAIT, with no descriptor, in ss and net/tcp.
     drop(conn);
     assert_eq!(kernel.read(&mut buf).unwrap(), 0);

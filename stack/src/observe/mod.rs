@@ -63,8 +63,8 @@ pub struct SocketInfo {
     pub local: SocketAddrV4,
     /// Peer socket address of a connection or a connected datagram socket.
     pub peer: Option<SocketAddrV4>,
-    /// Bytes received and not yet read (TCP), datagrams queued (UDP), connections waiting to be
-    /// accepted (listener).
+    /// Bytes received and not yet read (TCP; UDP and raw payload bytes queued), connections waiting
+    /// to be accepted (listener).
     pub recv_q: usize,
     /// Bytes not yet acknowledged (TCP); the backlog (listener); 0 otherwise.
     pub send_q: usize,

@@ -51,6 +51,8 @@ pub(crate) struct RawShared {
     /// Bound local address (`bind`), as a u32; 0 receives datagrams to any of our addresses.
     local: AtomicU32,
     pub rx: ArrayQueue<RawPacket>,
+    /// Bytes (headers included) waiting in `rx`, for `ss` and `net/raw`.
+    pub rx_bytes: AtomicUsize,
     pub event: Event,
     /// Workers that have the socket in their table.
     pub registered: AtomicUsize,
@@ -113,6 +115,7 @@ impl RawSocket {
                 protocol,
                 local: AtomicU32::new(0),
                 rx: ArrayQueue::new(st.config.socket_queue_len.max(1)),
+                rx_bytes: AtomicUsize::new(0),
                 event,
                 registered: AtomicUsize::new(0),
             }),
@@ -246,6 +249,7 @@ impl RawSocket {
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Ipv4Addr)> {
         loop {
             if let Some(p) = self.shared.rx.pop() {
+                self.shared.rx_bytes.fetch_sub(p.buf.len(), Ordering::Relaxed);
                 let n = p.buf.len().min(buf.len());
                 buf[..n].copy_from_slice(&p.buf[..n]);
                 self.stack.bufs.put(p.buf);

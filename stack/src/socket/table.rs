@@ -71,7 +71,7 @@ pub struct SocketSummary {
     pub local: SocketAddrV4,
     /// Connected peer, if any.
     pub peer: Option<SocketAddrV4>,
-    /// Datagrams (UDP), bytes (TCP) or connections (listener) waiting to be read.
+    /// Bytes (UDP payloads, TCP) or connections (listener) waiting to be read.
     pub recv_queue: usize,
     /// Bytes not yet acknowledged (TCP).
     pub send_queue: usize,
@@ -100,7 +100,7 @@ impl SocketEntry {
                 proto: Proto::Udp,
                 local: s.local,
                 peer: s.peer(),
-                recv_queue: s.rx.len(),
+                recv_queue: s.rx_bytes.load(std::sync::atomic::Ordering::Relaxed),
                 send_queue: 0,
                 state: None,
             }),

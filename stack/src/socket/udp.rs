@@ -37,6 +37,8 @@ pub(crate) struct UdpShared {
     /// Connected peer, packed by [`pack`]; 0 when not connected.
     peer: AtomicU64,
     pub rx: ArrayQueue<Datagram>,
+    /// Payload bytes waiting in `rx` (the Recv-Q that `ss` and `net/udp` show, in bytes as Linux).
+    pub rx_bytes: AtomicUsize,
     pub event: Event,
     /// A pending asynchronous error (errno), reported once by the next call (`SO_ERROR`).
     error: AtomicI32,
@@ -60,6 +62,7 @@ impl UdpShared {
             local,
             peer: AtomicU64::new(0),
             rx: ArrayQueue::new(queue_len.max(1)),
+            rx_bytes: AtomicUsize::new(0),
             event: Event::new()?,
             error: AtomicI32::new(0),
             registered: AtomicUsize::new(0),
@@ -219,6 +222,7 @@ impl UdpSocket {
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         loop {
             if let Some(d) = self.shared.rx.pop() {
+                self.shared.rx_bytes.fetch_sub(d.buf.len(), Ordering::Relaxed);
                 let n = d.buf.len().min(buf.len());
                 buf[..n].copy_from_slice(&d.buf[..n]);
                 self.stack.bufs.put(d.buf);
