@@ -41,6 +41,11 @@ const BATCH: usize = 64;
 const COMMANDS_PER_TURN: usize = 256;
 /// Idle spinning before sleeping, when not busy-polling.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+/// Idle turns (no command, no frame) that reuse the last clock reading before the clock is read
+/// again for the timers. A turn costs well under a microsecond, so timers fire at most a few
+/// microseconds late, and a busy-polling worker spends its idle spin on the rings, not on
+/// `clock_gettime` (it was 7–18 % of the samples in busy-poll profiles).
+const IDLE_TURNS_PER_CLOCK_READ: u32 = 32;
 
 /// Everything a worker is made of.
 pub(crate) struct WorkerSetup {
@@ -101,8 +106,11 @@ pub(crate) struct Worker {
     idle_since: Option<Instant>,
     /// Start of the current stretch of idle turns (for WorkerIdleNs).
     idle_from: Option<Instant>,
-    /// When the last turn began: its clock read serves the idle bookkeeping too (one read per turn).
+    /// The clock as the current turn sees it: read afresh when a turn has commands or frames to handle,
+    /// else every [`IDLE_TURNS_PER_CLOCK_READ`] idle turns. Also serves the idle bookkeeping.
     turn_at: Instant,
+    /// Idle turns since the clock was last read.
+    idle_turns: u32,
     /// Stage timing on (Config::stage_timing).
     stage_timing: bool,
     /// Stage timing: when frames were last taken off an RX ring with no TX kick since (CLOCK_MONOTONIC).
@@ -162,6 +170,7 @@ impl Worker {
             idle_since: None,
             idle_from: None,
             turn_at: Instant::now(),
+            idle_turns: 0,
             stage_timing,
             rx_at_ns: None,
             kneigh: setup.kernel_neighbors.and_then(|ifindex| match KernelNeighbors::open(ifindex) {
@@ -222,8 +231,14 @@ impl Worker {
     /// One turn of the loop: commands, a receive batch per socket, timers, TCP output, TX flush.
     /// Returns how much work there was, or None when told to stop.
     pub(crate) fn turn(&mut self) -> Option<usize> {
-        let now = Instant::now();
-        self.turn_at = now;
+        let busy =
+            !self.shared.workers[self.index].cmds.is_empty() || self.socks.iter_mut().any(|s| s.rx_ready());
+        self.idle_turns += 1;
+        if busy || self.idle_turns >= IDLE_TURNS_PER_CLOCK_READ {
+            self.turn_at = Instant::now();
+            self.idle_turns = 0;
+        }
+        let now = self.turn_at;
         {
             let mut work = self.drain_commands(now)?;
             work += self.receive(now);
@@ -501,6 +516,8 @@ impl Worker {
         link.wake.drain();
         link.wake.unregister();
         self.counters.worker_sleeps.inc();
+        // Time has passed: the next turn reads the clock (a timer may be what woke us).
+        self.idle_turns = IDLE_TURNS_PER_CLOCK_READ;
     }
 
     fn publish_frame_gauges(&self) {

@@ -357,6 +357,12 @@ impl XskSocket {
         n as usize
     }
 
+    /// True when the RX ring holds frames (one acquire load of the kernel's index when the cached view
+    /// is empty).
+    pub fn rx_ready(&mut self) -> bool {
+        self.rx.as_mut().is_some_and(|rx| rx.available(1) > 0)
+    }
+
     /// Take up to `max` received frames (bounded by the batch's spare room) into `batch` and release
     /// their ring slots; returns how many were added.
     pub fn recv(&mut self, batch: &mut RxBatch, max: usize) -> usize {
