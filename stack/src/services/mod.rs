@@ -31,9 +31,10 @@ pub enum Service {
     ChargenTcp(u16),
     /// HTTP/1.1.
     Http(u16),
-    /// sockperf server, UDP and TCP on the same port.
+    /// sockperf server, UDP and TCP on the same port (one thread for all clients, through a poller:
+    /// right for busy-poll and run-to-completion modes).
     Sockperf(u16),
-    /// sockperf server, UDP only (one thread: right for run-to-completion mode).
+    /// sockperf server, UDP only.
     SockperfUdp(u16),
     /// sockperf server, TCP only.
     SockperfTcp(u16),
@@ -85,29 +86,21 @@ pub fn start(stack: &Stack, svc: Service) -> io::Result<JoinHandle<()>> {
             let echo = matches!(svc, Service::EchoUdp(_));
             std::thread::Builder::new().name(format!("svc-udp-{p}")).spawn(move || udp_loop(sock, echo))
         }
-        Service::Sockperf(p) => {
-            let sock = UdpSocket::bind(stack, any(p))?;
-            let listener = TcpListener::bind(stack, any(p))?;
-            log::info!("service {svc:?} on {} (UDP and TCP)", sock.local_addr()?);
+        Service::Sockperf(p) | Service::SockperfUdp(p) | Service::SockperfTcp(p) => {
+            let udp = match svc {
+                Service::SockperfTcp(_) => None,
+                _ => Some(UdpSocket::bind(stack, any(p))?),
+            };
+            let listener = match svc {
+                Service::SockperfUdp(_) => None,
+                _ => Some(TcpListener::bind(stack, any(p))?),
+            };
+            log::info!("service {svc:?} on port {p} (one thread, every client through one poller)");
             std::thread::Builder::new()
-                .name(format!("svc-sockperf-udp-{p}"))
-                .spawn(move || sockperf::udp_loop(sock))?;
-            std::thread::Builder::new()
-                .name(format!("svc-tcp-{p}"))
-                .spawn(move || tcp::accept_loop(listener, svc))
+                .name(format!("svc-sockperf-{p}"))
+                .spawn(move || sockperf::serve(udp, listener))
         }
-        Service::SockperfUdp(p) => {
-            let sock = UdpSocket::bind(stack, any(p))?;
-            log::info!("service {svc:?} on {}", sock.local_addr()?);
-            std::thread::Builder::new()
-                .name(format!("svc-sockperf-udp-{p}"))
-                .spawn(move || sockperf::udp_loop(sock))
-        }
-        Service::EchoTcp(p)
-        | Service::DiscardTcp(p)
-        | Service::ChargenTcp(p)
-        | Service::Http(p)
-        | Service::SockperfTcp(p) => {
+        Service::EchoTcp(p) | Service::DiscardTcp(p) | Service::ChargenTcp(p) | Service::Http(p) => {
             let listener = TcpListener::bind(stack, any(p))?;
             log::info!(
                 "service {svc:?} on {} (descriptor {})",

@@ -34,8 +34,9 @@ fn serve(mut s: TcpStream, svc: Service) -> io::Result<()> {
         Service::DiscardTcp(_) => discard(&mut s),
         Service::ChargenTcp(_) => chargen(&mut s),
         Service::Http(_) => http::serve(&mut s),
-        Service::Sockperf(_) | Service::SockperfTcp(_) => super::sockperf::serve_tcp(&mut s),
-        Service::EchoUdp(_) | Service::DiscardUdp(_) | Service::SockperfUdp(_) => Ok(()),
+        // sockperf clients are served by `sockperf::serve`, UDP services by their own loops.
+        Service::Sockperf(_) | Service::SockperfTcp(_) | Service::SockperfUdp(_) => Ok(()),
+        Service::EchoUdp(_) | Service::DiscardUdp(_) => Ok(()),
     }
 }
 
