@@ -34,7 +34,7 @@ pub enum Service {
     /// sockperf server, UDP and TCP on the same port (one thread for all clients, through a poller:
     /// right for busy-poll and run-to-completion modes).
     Sockperf(u16),
-    /// sockperf server, UDP only.
+    /// sockperf server, UDP only (a plain blocking loop: the shortest path).
     SockperfUdp(u16),
     /// sockperf server, TCP only.
     SockperfTcp(u16),
@@ -86,19 +86,23 @@ pub fn start(stack: &Stack, svc: Service) -> io::Result<JoinHandle<()>> {
             let echo = matches!(svc, Service::EchoUdp(_));
             std::thread::Builder::new().name(format!("svc-udp-{p}")).spawn(move || udp_loop(sock, echo))
         }
-        Service::Sockperf(p) | Service::SockperfUdp(p) | Service::SockperfTcp(p) => {
+        Service::SockperfUdp(p) => {
+            let sock = UdpSocket::bind(stack, any(p))?;
+            log::info!("service {svc:?} on {}", sock.local_addr()?);
+            std::thread::Builder::new()
+                .name(format!("svc-sockperf-udp-{p}"))
+                .spawn(move || sockperf::udp_loop(sock))
+        }
+        Service::Sockperf(p) | Service::SockperfTcp(p) => {
             let udp = match svc {
-                Service::SockperfTcp(_) => None,
-                _ => Some(UdpSocket::bind(stack, any(p))?),
+                Service::Sockperf(_) => Some(UdpSocket::bind(stack, any(p))?),
+                _ => None,
             };
-            let listener = match svc {
-                Service::SockperfUdp(_) => None,
-                _ => Some(TcpListener::bind(stack, any(p))?),
-            };
+            let listener = TcpListener::bind(stack, any(p))?;
             log::info!("service {svc:?} on port {p} (one thread, every client through one poller)");
             std::thread::Builder::new()
                 .name(format!("svc-sockperf-{p}"))
-                .spawn(move || sockperf::serve(udp, listener))
+                .spawn(move || sockperf::serve(udp, Some(listener)))
         }
         Service::EchoTcp(p) | Service::DiscardTcp(p) | Service::ChargenTcp(p) | Service::Http(p) => {
             let listener = TcpListener::bind(stack, any(p))?;

@@ -34,6 +34,25 @@ pub fn pong(msg: &mut [u8]) -> bool {
     }
 }
 
+/// Serve UDP sockperf clients until the stack stops: a blocking loop, the shortest path when UDP is
+/// all there is to serve.
+pub(super) fn udp_loop(sock: UdpSocket) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                if n >= HEADER && pong(&mut buf[..n]) {
+                    if let Err(e) = sock.send_to(&buf[..n], from) {
+                        log::debug!("sockperf pong to {from}: {e}");
+                    }
+                }
+            }
+            Err(e) if super::stack_gone(&e) => return,
+            Err(e) => log::debug!("sockperf udp: {e}"),
+        }
+    }
+}
+
 const UDP_TOKEN: u64 = 0;
 const LISTENER_TOKEN: u64 = 1;
 /// Connection `i` of the slab has token `FIRST_CONN_TOKEN + i`.
