@@ -307,6 +307,8 @@ fn stat_counts_exactly_the_traffic_and_stale_or_busy_names_are_reported() {
         assert!(before.contains_key(name), "{name} missing from stat -z");
     }
     assert!(before["XdpSteered"] > 0);
+    // Frames in flight: the fill ring holds frames for the kernel to receive into.
+    assert!(before["XskFramesInFill"] > 0, "XskFramesInFill {}", before["XskFramesInFill"]);
     let hidden = stat(false);
     assert!(hidden.values().all(|v| *v != 0), "zeros are hidden without -z");
     const N: u64 = 25;

@@ -46,6 +46,9 @@ const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 /// microseconds late, and a busy-polling worker spends its idle spin on the rings, not on
 /// `clock_gettime` (it was 7–18 % of the samples in busy-poll profiles).
 const IDLE_TURNS_PER_CLOCK_READ: u32 = 32;
+/// Turns between refreshes of the frame gauges (`XskFramesInFill`, ...) that tools read; a worker
+/// that never sleeps (busy-polling) refreshes them this way, one that sleeps also before each sleep.
+const TURNS_PER_GAUGE_UPDATE: u32 = 4096;
 
 /// Everything a worker is made of.
 pub(crate) struct WorkerSetup {
@@ -111,6 +114,8 @@ pub(crate) struct Worker {
     turn_at: Instant,
     /// Idle turns since the clock was last read.
     idle_turns: u32,
+    /// Turns taken (the frame gauges are refreshed every [`TURNS_PER_GAUGE_UPDATE`]).
+    turns: u32,
     /// Stage timing on (Config::stage_timing).
     stage_timing: bool,
     /// Stage timing: when frames were last taken off an RX ring with no TX kick since (CLOCK_MONOTONIC).
@@ -171,6 +176,7 @@ impl Worker {
             idle_from: None,
             turn_at: Instant::now(),
             idle_turns: 0,
+            turns: 0,
             stage_timing,
             rx_at_ns: None,
             kneigh: setup.kernel_neighbors.and_then(|ifindex| match KernelNeighbors::open(ifindex) {
@@ -239,6 +245,10 @@ impl Worker {
             self.idle_turns = 0;
         }
         let now = self.turn_at;
+        self.turns = self.turns.wrapping_add(1);
+        if self.turns % TURNS_PER_GAUGE_UPDATE == 0 {
+            self.publish_frame_gauges();
+        }
         {
             let mut work = self.drain_commands(now)?;
             work += self.receive(now);
