@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, on one machine with no NIC: build, make a veth testbed, run the stack on it with the
-# echo and discard services, then use it from the kernel side: ping, and a kernel UDP client.
+# echo, discard and HTTP services, then use it from the kernel side (ping, a kernel UDP client, curl,
+# bulk transfers both ways) and look at it with its own tools (ss, ping from the stack, stat).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,7 +16,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$bin" testbed up --name "$name"
-ip netns exec "$name-s" "$bin" run --iface "xs${name}s" --addr 10.77.0.2/24 \
+ip netns exec "$name-s" "$bin" run --iface "xs${name}s" --addr 10.77.0.2/24 --name "$name" \
   --service echo-udp:7 --service discard-udp:9 --service echo-tcp:7 --service discard-tcp:9 --service http:80 &
 stack_pid=$!
 
@@ -41,6 +42,15 @@ for _ in range(1024): s.sendall(buf)
 s.shutdown(socket.SHUT_WR); s.recv(1); dt = time.monotonic() - t
 print(f"1 GiB in {dt:.2f} s: {8 * (1 << 30) / dt / 1e9:.2f} Gbit/s")
 PY
+
+echo "== the stack's own tools: its socket table (ss), a ping from its raw ICMP socket, counters (stat)"
+ip netns exec "$name-p" bash -c 'exec 3<>/dev/tcp/10.77.0.2/7; sleep 2' &
+client_pid=$!
+sleep 0.5
+"$bin" ss -a -i --name "$name"
+"$bin" ping -c 3 -i 0.2 --name "$name" 10.77.0.1
+"$bin" stat --name "$name" | head -8
+wait "$client_pid"
 
 echo "== stopping the stack (it prints its counters)"
 kill -INT "$stack_pid"; wait "$stack_pid"; stack_pid=""
