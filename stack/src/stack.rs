@@ -349,6 +349,7 @@ impl StackShared {
     ) -> bool {
         match &self.inline {
             Some(driver) => {
+                let _waiting = driver.enter();
                 let (mut n, mut idle) = (0u32, 0u32);
                 // Start of the current stretch with nothing to do (for WorkerIdleNs).
                 let mut idle_from: Option<Instant> = None;
@@ -368,7 +369,8 @@ impl StackShared {
                         idle += 1;
                         // Several threads waiting on one core would otherwise take turns at it in
                         // scheduler slices of milliseconds: after a few idle turns, let the others run.
-                        if idle % IDLE_TURNS_BEFORE_YIELD == 0 {
+                        // Alone, there is nobody to yield to (and a yield is a system call).
+                        if idle % IDLE_TURNS_BEFORE_YIELD == 0 && driver.crowded() {
                             std::thread::yield_now();
                         }
                     } else {

@@ -8,7 +8,7 @@
 //! on another.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::Worker;
 
@@ -16,6 +16,17 @@ use super::Worker;
 pub(crate) struct InlineDriver {
     busy: AtomicBool,
     worker: UnsafeCell<Option<Worker>>,
+    /// Threads waiting on a socket (and driving the stack meanwhile).
+    waiting: AtomicU32,
+}
+
+/// A thread's presence among the waiters ([`InlineDriver::enter`]); leaving is dropping it.
+pub(crate) struct Waiting<'a>(&'a AtomicU32);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 // Safety: the worker is reached only through `drive` and `with`, which hold `busy` (acquired with a
@@ -32,7 +43,11 @@ impl std::fmt::Debug for InlineDriver {
 impl InlineDriver {
     /// An empty driver; [`InlineDriver::install`] puts the worker in.
     pub(crate) fn new() -> InlineDriver {
-        InlineDriver { busy: AtomicBool::new(false), worker: UnsafeCell::new(None) }
+        InlineDriver {
+            busy: AtomicBool::new(false),
+            worker: UnsafeCell::new(None),
+            waiting: AtomicU32::new(0),
+        }
     }
 
     /// Run `f` on the worker slot with exclusive access, waiting for the current turn to end.
@@ -44,6 +59,17 @@ impl InlineDriver {
         let r = f(unsafe { &mut *self.worker.get() });
         self.busy.store(false, Ordering::Release);
         r
+    }
+
+    /// Count the calling thread among the waiters until the guard drops.
+    pub(crate) fn enter(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(&self.waiting)
+    }
+
+    /// True when more than one thread waits: then idle waiters should let the others have the core.
+    pub(crate) fn crowded(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 1
     }
 
     /// Put the worker in (at start).
