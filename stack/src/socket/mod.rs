@@ -7,6 +7,7 @@ pub mod poll;
 mod ports;
 mod raw;
 pub mod ring;
+mod rxqueue;
 mod table;
 pub mod tcp;
 mod udp;

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
+use super::rxqueue::{Queued, RxQueue};
 
 use super::event::Event;
 use super::poll::{sealed, Probe, Ready};
@@ -43,6 +43,12 @@ pub(crate) struct RawPacket {
     pub buf: Vec<u8>,
 }
 
+impl Queued for RawPacket {
+    fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+}
+
 /// The part of a raw socket that workers see.
 #[derive(Debug)]
 pub(crate) struct RawShared {
@@ -50,9 +56,8 @@ pub(crate) struct RawShared {
     pub protocol: u8,
     /// Bound local address (`bind`), as a u32; 0 receives datagrams to any of our addresses.
     local: AtomicU32,
-    pub rx: ArrayQueue<RawPacket>,
-    /// Bytes (headers included) waiting in `rx`, for `ss` and `net/raw`.
-    pub rx_bytes: AtomicUsize,
+    /// Datagrams waiting to be read, with their bytes, headers included (the Recv-Q).
+    pub rx: RxQueue<RawPacket>,
     pub event: Event,
     /// Workers that have the socket in their table.
     pub registered: AtomicUsize,
@@ -114,8 +119,7 @@ impl RawSocket {
                 fd,
                 protocol,
                 local: AtomicU32::new(0),
-                rx: ArrayQueue::new(st.config.socket_queue_len.max(1)),
-                rx_bytes: AtomicUsize::new(0),
+                rx: RxQueue::new(st.config.socket_queue_len),
                 event,
                 registered: AtomicUsize::new(0),
             }),
@@ -249,7 +253,6 @@ impl RawSocket {
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Ipv4Addr)> {
         loop {
             if let Some(p) = self.shared.rx.pop() {
-                self.shared.rx_bytes.fetch_sub(p.buf.len(), Ordering::Relaxed);
                 let n = p.buf.len().min(buf.len());
                 buf[..n].copy_from_slice(&p.buf[..n]);
                 self.stack.bufs.put(p.buf);

@@ -100,7 +100,7 @@ impl SocketEntry {
                 proto: Proto::Udp,
                 local: s.local,
                 peer: s.peer(),
-                recv_queue: s.rx_bytes.load(std::sync::atomic::Ordering::Relaxed),
+                recv_queue: s.rx.bytes(),
                 send_queue: 0,
                 state: None,
             }),

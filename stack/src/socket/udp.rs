@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
+use super::rxqueue::{Queued, RxQueue};
 
 use super::event::Event;
 use super::poll::{sealed, Probe, Ready};
@@ -27,6 +27,12 @@ pub(crate) struct Datagram {
     pub buf: Vec<u8>,
 }
 
+impl Queued for Datagram {
+    fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+}
+
 /// The part of a UDP socket that workers see.
 #[derive(Debug)]
 pub(crate) struct UdpShared {
@@ -36,9 +42,8 @@ pub(crate) struct UdpShared {
     pub local: SocketAddrV4,
     /// Connected peer, packed by [`pack`]; 0 when not connected.
     peer: AtomicU64,
-    pub rx: ArrayQueue<Datagram>,
-    /// Payload bytes waiting in `rx` (the Recv-Q that `ss` and `net/udp` show, in bytes as Linux).
-    pub rx_bytes: AtomicUsize,
+    /// Datagrams waiting to be read, with their payload bytes (the Recv-Q).
+    pub rx: RxQueue<Datagram>,
     pub event: Event,
     /// A pending asynchronous error (errno), reported once by the next call (`SO_ERROR`).
     error: AtomicI32,
@@ -61,8 +66,7 @@ impl UdpShared {
             id,
             local,
             peer: AtomicU64::new(0),
-            rx: ArrayQueue::new(queue_len.max(1)),
-            rx_bytes: AtomicUsize::new(0),
+            rx: RxQueue::new(queue_len),
             event: Event::new()?,
             error: AtomicI32::new(0),
             registered: AtomicUsize::new(0),
@@ -222,7 +226,6 @@ impl UdpSocket {
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         loop {
             if let Some(d) = self.shared.rx.pop() {
-                self.shared.rx_bytes.fetch_sub(d.buf.len(), Ordering::Relaxed);
                 let n = d.buf.len().min(buf.len());
                 buf[..n].copy_from_slice(&d.buf[..n]);
                 self.stack.bufs.put(d.buf);

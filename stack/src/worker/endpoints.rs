@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -71,7 +70,7 @@ impl UdpTable {
             state: None,
             local: s.local,
             peer: s.peer(),
-            recv_q: s.rx_bytes.load(Ordering::Relaxed),
+            recv_q: s.rx.bytes(),
             send_q: 0,
             fd: Some(s.fd),
             // Datagrams arrive at any worker; they leave through the socket's home worker.
@@ -127,7 +126,7 @@ impl RawTable {
             state: None,
             local: SocketAddrV4::new(s.local(), u16::from(s.protocol)),
             peer: None,
-            recv_q: s.rx_bytes.load(Ordering::Relaxed),
+            recv_q: s.rx.bytes(),
             send_q: 0,
             fd: Some(s.fd),
             // Datagrams arrive at any worker; they leave through the socket's home worker.
@@ -153,12 +152,9 @@ impl RawTable {
             let mut buf = bufs.get(d.header.len() + d.payload.len());
             buf.extend_from_slice(d.header);
             buf.extend_from_slice(d.payload);
-            let len = buf.len();
-            sock.rx_bytes.fetch_add(len, Ordering::Relaxed);
             match sock.rx.push(RawPacket { src: d.src, buf }) {
                 Ok(()) => sock.event.notify(),
                 Err(rejected) => {
-                    sock.rx_bytes.fetch_sub(len, Ordering::Relaxed);
                     bufs.put(rejected.buf);
                     counters.raw_rcvbuf_errors.inc();
                 }
@@ -189,15 +185,12 @@ impl Endpoints for WorkerEndpoints<'_> {
             return Delivery::NoSocket;
         }
         let buf = self.bufs.copy_of(d.payload);
-        // Counted before the push, so that a reader that pops at once never takes the count below 0.
-        sock.rx_bytes.fetch_add(d.payload.len(), Ordering::Relaxed);
         match sock.rx.push(Datagram { src: d.src, buf }) {
             Ok(()) => {
                 sock.event.notify();
                 Delivery::Delivered
             }
             Err(rejected) => {
-                sock.rx_bytes.fetch_sub(rejected.buf.len(), Ordering::Relaxed);
                 self.bufs.put(rejected.buf);
                 Delivery::QueueFull
             }
