@@ -441,11 +441,14 @@ impl StackShared {
             ("XskTxInvalidDescs", k.tx_invalid_descs),
             ("XskTxRingEmpty", k.tx_ring_empty_descs),
         ]);
-        if let Some(p) = &self.pcap {
-            let (written, dropped) = p.stats();
-            all.extend([("PcapFrames", written), ("PcapFramesDropped", dropped)]);
-        }
+        all.extend(self.pcap_counters().into_iter().flatten());
         all
+    }
+
+    /// The capture's counters (none without a capture).
+    fn pcap_counters(&self) -> Option<[(&'static str, u64); 2]> {
+        let (written, dropped) = self.pcap.as_ref()?.stats();
+        Some([("PcapFrames", written), ("PcapFramesDropped", dropped)])
     }
 
     /// Run-to-completion mode: drive the stack for one turn (nothing otherwise).
@@ -593,8 +596,6 @@ pub struct Stack {
     link: Option<XdpLink>,
     umem: Arc<Umem>,
     info: StackInfo,
-    /// The capture, flushed at shutdown.
-    pcap: Option<Arc<PcapSink>>,
     /// The control socket's thread (stopped first at shutdown).
     control: Option<ControlServer>,
 }
@@ -771,7 +772,6 @@ impl Stack {
             link: Some(link),
             umem: umem.clone(),
             info,
-            pcap: pcap.clone(),
             control: None,
         };
         for (index, sock_list) in socks.into_iter().enumerate().rev() {
@@ -931,7 +931,7 @@ impl Stack {
         owners.clear();
         // Close the program and its maps now, even if applications still hold sockets.
         lock(&self.shared.steering).take();
-        if let Some(p) = &self.pcap {
+        if let Some(p) = &self.shared.pcap {
             match p.flush() {
                 Ok(()) => {
                     let (written, dropped) = p.stats();
@@ -947,10 +947,7 @@ impl Stack {
     pub fn shutdown(mut self) -> ShutdownReport {
         let (workers, accounted) = self.stop();
         let mut counters = Counters::sum(self.shared.workers.iter().map(|w| &*w.counters));
-        if let Some(p) = &self.pcap {
-            let (written, dropped) = p.stats();
-            counters.extend([("PcapFrames", written), ("PcapFramesDropped", dropped)]);
-        }
+        counters.extend(self.shared.pcap_counters().into_iter().flatten());
         ShutdownReport {
             frames_total: u64::from(self.umem.frame_count()),
             frames_accounted: accounted,
