@@ -37,20 +37,8 @@ pub fn pong(msg: &mut [u8]) -> bool {
 /// Serve UDP sockperf clients until the stack stops: a blocking loop, the shortest path when UDP is
 /// all there is to serve.
 pub(super) fn udp_loop(sock: UdpSocket) {
-    let mut buf = vec![0u8; 65536];
-    loop {
-        match sock.recv_from(&mut buf) {
-            Ok((n, from)) => {
-                if n >= HEADER && pong(&mut buf[..n]) {
-                    if let Err(e) = sock.send_to(&buf[..n], from) {
-                        log::debug!("sockperf pong to {from}: {e}");
-                    }
-                }
-            }
-            Err(e) if super::stack_gone(&e) => return,
-            Err(e) => log::debug!("sockperf udp: {e}"),
-        }
-    }
+    // A blocking socket never runs dry: this returns only when the stack stops.
+    let _ = serve_datagrams(&sock, &mut vec![0u8; 65536]);
 }
 
 const UDP_TOKEN: u64 = 0;
@@ -140,7 +128,8 @@ fn serve_all(udp: Option<UdpSocket>, listener: Option<TcpListener>) -> io::Resul
     }
 }
 
-/// Answer every datagram waiting on `sock`.
+/// Answer every datagram waiting on `sock` (a non-blocking one until it runs dry; a blocking one
+/// until the stack stops).
 fn serve_datagrams(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<()> {
     loop {
         match sock.recv_from(buf) {

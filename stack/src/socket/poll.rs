@@ -163,6 +163,25 @@ impl fmt::Debug for Registration {
 }
 
 impl Registration {
+    /// A live registration with `poller`, not yet queued.
+    fn new(
+        token: u64,
+        interest: Interest,
+        trigger: Trigger,
+        poller: &Arc<Inner>,
+        probe: Box<dyn Probe>,
+    ) -> Arc<Registration> {
+        Arc::new(Registration {
+            token: AtomicU64::new(token),
+            interest: AtomicU8::new(interest.0),
+            edge: AtomicBool::new(trigger == Trigger::Edge),
+            queued: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
+            poller: Arc::downgrade(poller),
+            probe,
+        })
+    }
+
     /// A notification: queue this registration on its poller unless it is queued already.
     pub(crate) fn wake(self: &Arc<Self>) {
         if self.queued.swap(true, Ordering::AcqRel) {
@@ -323,15 +342,7 @@ impl Poller {
                 "a Poller serves the sockets of one stack; make one Poller per stack",
             ));
         }
-        let reg = Arc::new(Registration {
-            token: AtomicU64::new(token),
-            interest: AtomicU8::new(interest.0),
-            edge: AtomicBool::new(trigger == Trigger::Edge),
-            queued: AtomicBool::new(false),
-            dead: AtomicBool::new(false),
-            poller: Arc::downgrade(&self.inner),
-            probe: socket.probe(),
-        });
+        let reg = Registration::new(token, interest, trigger, &self.inner, socket.probe());
         if socket.event().link(reg.clone()).is_err() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -485,15 +496,7 @@ mod tests {
 
     fn register(p: &Poller, f: &Fake, token: u64, interest: Interest, trigger: Trigger) {
         // The tests have no stack: link directly, as `register` does after its stack check.
-        let reg = Arc::new(Registration {
-            token: AtomicU64::new(token),
-            interest: AtomicU8::new(interest.0),
-            edge: AtomicBool::new(trigger == Trigger::Edge),
-            queued: AtomicBool::new(false),
-            dead: AtomicBool::new(false),
-            poller: Arc::downgrade(&p.inner),
-            probe: Box::new(FakeProbe(f.state.clone())),
-        });
+        let reg = Registration::new(token, interest, trigger, &p.inner, Box::new(FakeProbe(f.state.clone())));
         f.event.link(reg.clone()).unwrap();
         reg.wake();
     }
