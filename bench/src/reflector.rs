@@ -22,6 +22,34 @@ use xdpstack::xsk::{self, BindMode, RxBatch, Share, SocketConfig, Umem, UmemConf
 
 use crate::topo::pin;
 
+/// One AF_XDP socket on queue 0 of an interface, with the XDP program steering `addr` to it: what
+/// the reflector and the pinger are built on.
+struct Bare {
+    sock: XskSocket,
+    pool: xsk::FramePool,
+    umem: Arc<Umem>,
+    link: XdpLink,
+    steering: Steering,
+}
+
+impl Bare {
+    fn open(ifname: &str, addr: Ipv4Addr) -> io::Result<Bare> {
+        let dev = NetDev::lookup(ifname)?;
+        let steering = Steering::load()?;
+        steering.set_config(&SteerConfig { port_filter: false, socks_per_queue: 1 })?;
+        steering.add_addr(addr, AddrKind::Unicast)?;
+        let umem =
+            Umem::new(UmemConfig { frame_size: 2048, frame_count: 4096, fill_size: 2048, comp_size: 2048 })?;
+        let mut pools = xsk::new_shared_pools(&umem, 1)?;
+        let pool = pools.pop().ok_or_else(|| io::Error::other("no frame pool"))?;
+        let cfg = SocketConfig { rx_size: 2048, tx_size: 2048, mode: BindMode::Auto, need_wakeup: true };
+        let sock = XskSocket::new(&umem, dev.ifindex, 0, &cfg, Share::First)?;
+        steering.set_socket(0, sock.fd())?;
+        let link = steering.attach(dev.ifindex, XdpMode::Auto)?;
+        Ok(Bare { sock, pool, umem, link, steering })
+    }
+}
+
 /// A running reflector.
 pub struct Reflector {
     stop: Arc<AtomicBool>,
@@ -33,18 +61,7 @@ pub struct Reflector {
 impl Reflector {
     /// Start on `ifname` (in the calling thread's namespace) for `addr`, polling on `core`.
     pub fn start(ifname: &str, addr: Ipv4Addr, core: usize) -> io::Result<Reflector> {
-        let dev = NetDev::lookup(ifname)?;
-        let steering = Steering::load()?;
-        steering.set_config(&SteerConfig { port_filter: false, socks_per_queue: 1 })?;
-        steering.add_addr(addr, AddrKind::Unicast)?;
-        let umem =
-            Umem::new(UmemConfig { frame_size: 2048, frame_count: 4096, fill_size: 2048, comp_size: 2048 })?;
-        let mut pools = xsk::new_shared_pools(&umem, 1)?;
-        let mut pool = pools.pop().ok_or_else(|| io::Error::other("no frame pool"))?;
-        let cfg = SocketConfig { rx_size: 2048, tx_size: 2048, mode: BindMode::Auto, need_wakeup: true };
-        let mut sock = XskSocket::new(&umem, dev.ifindex, 0, &cfg, Share::First)?;
-        steering.set_socket(0, sock.fd())?;
-        let link = steering.attach(dev.ifindex, XdpMode::Auto)?;
+        let Bare { mut sock, mut pool, umem, link, steering } = Bare::open(ifname, addr)?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let thread = std::thread::spawn(move || -> io::Result<u64> {
@@ -122,18 +139,7 @@ impl Pinger {
         if size > 1472 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the pinger sends single frames"));
         }
-        let dev = NetDev::lookup(ifname)?;
-        let steering = Steering::load()?;
-        steering.set_config(&SteerConfig { port_filter: false, socks_per_queue: 1 })?;
-        steering.add_addr(*path.src.ip(), AddrKind::Unicast)?;
-        let umem =
-            Umem::new(UmemConfig { frame_size: 2048, frame_count: 4096, fill_size: 2048, comp_size: 2048 })?;
-        let mut pools = xsk::new_shared_pools(&umem, 1)?;
-        let mut pool = pools.pop().ok_or_else(|| io::Error::other("no frame pool"))?;
-        let cfg = SocketConfig { rx_size: 2048, tx_size: 2048, mode: BindMode::Auto, need_wakeup: true };
-        let mut sock = XskSocket::new(&umem, dev.ifindex, 0, &cfg, Share::First)?;
-        steering.set_socket(0, sock.fd())?;
-        let link = steering.attach(dev.ifindex, XdpMode::Auto)?;
+        let Bare { mut sock, mut pool, umem, link, steering } = Bare::open(ifname, *path.src.ip())?;
         sock.refill(&mut pool);
         let batch = RxBatch::new(&umem, 64);
         Ok(Pinger { sock, pool, batch, frame: udp_frame(&path, size), _link: link, _steering: steering })

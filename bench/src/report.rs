@@ -329,39 +329,35 @@ pub fn targets(report: &Report) -> Vec<TargetCheck> {
         out.push(TargetCheck::new(name(&format!("{}, {}", kind.label(), mode.label())), m, 2.0, false));
     }
 
-    let name = |at: &str| {
-        format!("(5) tcp bulk 1 flow: best of kernel-stack, stack-stack >= 1.0 x kernel-kernel [{at}]")
+    // (5) and (6): the better of the two stack pairings against the kernel, per mode.
+    let best_of_stack = |out: &mut Vec<TargetCheck>, what: ThroughputKind, factor: f64, label: &str| {
+        let name = |at: &str| format!("{label} [{at}]");
+        let runs = throughput_modes(report, |k| k == what);
+        if runs.is_empty() {
+            out.push(TargetCheck::new(name("-"), None, factor, false));
+        }
+        for (kind, mode) in runs {
+            let best = [ks, ss]
+                .into_iter()
+                .filter_map(|p| {
+                    find_throughput(report, p, mode, kind).and_then(|t| throughput_vs_kernel(report, t))
+                })
+                .reduce(f64::max);
+            out.push(TargetCheck::new(name(mode.label()), best, factor, false));
+        }
     };
-    let runs = throughput_modes(report, |k| k == ThroughputKind::TcpBulk { flows: 1 });
-    if runs.is_empty() {
-        out.push(TargetCheck::new(name("-"), None, 1.0, false));
-    }
-    for (kind, mode) in runs {
-        let best = [ks, ss]
-            .into_iter()
-            .filter_map(|p| {
-                find_throughput(report, p, mode, kind).and_then(|t| throughput_vs_kernel(report, t))
-            })
-            .reduce(f64::max);
-        out.push(TargetCheck::new(name(mode.label()), best, 1.0, false));
-    }
-
-    let name = |at: &str| {
-        format!("(6) tcp connection rate: best of kernel-stack, stack-stack >= 2 x kernel-kernel [{at}]")
-    };
-    let runs = throughput_modes(report, |k| k == ThroughputKind::TcpConnRate);
-    if runs.is_empty() {
-        out.push(TargetCheck::new(name("-"), None, 2.0, false));
-    }
-    for (kind, mode) in runs {
-        let best = [ks, ss]
-            .into_iter()
-            .filter_map(|p| {
-                find_throughput(report, p, mode, kind).and_then(|t| throughput_vs_kernel(report, t))
-            })
-            .reduce(f64::max);
-        out.push(TargetCheck::new(name(mode.label()), best, 2.0, false));
-    }
+    best_of_stack(
+        &mut out,
+        ThroughputKind::TcpBulk { flows: 1 },
+        1.0,
+        "(5) tcp bulk 1 flow: best of kernel-stack, stack-stack >= 1.0 x kernel-kernel",
+    );
+    best_of_stack(
+        &mut out,
+        ThroughputKind::TcpConnRate,
+        2.0,
+        "(6) tcp connection rate: best of kernel-stack, stack-stack >= 2 x kernel-kernel",
+    );
     out
 }
 
