@@ -57,6 +57,10 @@ struct Args {
     /// Only these modes (comma separated): blocking, busy-poll.
     #[arg(long, value_delimiter = ',', default_values_t = ["blocking".to_string(), "busy-poll".to_string()])]
     modes: Vec<String>,
+    /// Capture the frames of every stack the run starts into pcap files in this directory (to see
+    /// what a scenario puts on the wire; capturing costs time, so the figures of such a run mean little).
+    #[arg(long, value_name = "DIR")]
+    pcap: Option<PathBuf>,
     /// Write the outputs of a made-up report into this directory and exit (to look at the formats).
     #[arg(long, hide = true, value_name = "DIR")]
     demo_report: Option<PathBuf>,
@@ -694,7 +698,11 @@ impl Parts {
 
 fn run(args: &Args) -> io::Result<Report> {
     let parts = Parts::from_args(args)?;
-    let bed = Bed::new()?;
+    let mut bed = Bed::new()?;
+    if let Some(dir) = &args.pcap {
+        std::fs::create_dir_all(dir)?;
+        bed.pcap_dir = Some(dir.clone());
+    }
     let mut b = Bench { bed, plan: Plan::new(args.quick), report: Report::default() };
     b.report.quick = args.quick;
     b.report.machine = machine_info();

@@ -58,6 +58,10 @@ pub struct Bed {
     pub tb: Testbed,
     /// Core assignment.
     pub cores: Cores,
+    /// Capture every stack's frames into this directory (`server-<n>.pcap`, `client-<n>.pcap`).
+    pub pcap_dir: Option<std::path::PathBuf>,
+    /// Stacks started so far (numbers the capture files).
+    started: std::cell::Cell<u32>,
 }
 
 impl Bed {
@@ -66,7 +70,7 @@ impl Bed {
         let tb = Testbed::unique(1)?;
         crate::cleanup::namespace(&tb.peer_ns);
         crate::cleanup::namespace(&tb.stack_ns);
-        Ok(Bed { tb, cores: Cores::detect() })
+        Ok(Bed { tb, cores: Cores::detect(), pcap_dir: None, started: std::cell::Cell::new(0) })
     }
 
     /// The server address.
@@ -119,7 +123,20 @@ impl Bed {
     /// Start the server-side stack with `cfg` (from [`Bed::server_stack_config`], adjusted).
     pub fn start_server_stack_with(&self, cfg: Config) -> io::Result<Stack> {
         let _ = self.tb.peer_cmd("ip").args(["neigh", "flush", "dev", &self.tb.peer_if]).status();
+        let cfg = self.with_pcap(cfg, "server");
         self.tb.start_stack(cfg)
+    }
+
+    /// `cfg` capturing to the next `<side>-<n>.pcap` of `--pcap` (unchanged without it).
+    fn with_pcap(&self, mut cfg: Config, side: &str) -> Config {
+        if let Some(dir) = &self.pcap_dir {
+            let n = self.started.get() + 1;
+            self.started.set(n);
+            let path = dir.join(format!("{side}-{n}.pcap"));
+            eprintln!("  capturing the {side} stack's frames to {}", path.display());
+            cfg.pcap = Some(xdpstack::phy::PcapConfig::new(path));
+        }
+        cfg
     }
 
     /// Start the client-side stack (stack-stack) on the peer's end, as 10.77.0.3.
@@ -128,6 +145,7 @@ impl Bed {
             .map_err(|e| io::Error::other(format!("{e:?}")))?;
         let mut cfg = Config::new(self.tb.peer_if.clone(), cidr);
         apply_mode(&mut cfg, mode, self.cores.client);
+        let cfg = self.with_pcap(cfg, "client");
         let peer_ns = self.tb.peer_ns.clone();
         xdpstack::testbed::in_netns(&peer_ns, move || Stack::start(cfg))?
     }
