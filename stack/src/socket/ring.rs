@@ -240,6 +240,15 @@ impl ByteRing {
         ByteRing::make(capacity, alloc_ring(capacity), None)
     }
 
+    /// A one-byte ring with both halves already closed: what a connection holds once it needs no
+    /// buffers any more (TIME-WAIT), so that its real ones can go back to their pool.
+    pub fn spent() -> (Producer, Consumer) {
+        let (p, c) = ByteRing::new(1);
+        p.close();
+        c.close();
+        (p, c)
+    }
+
     /// As [`ByteRing::new`], with memory from `pool` that goes back to it when both halves are gone.
     pub fn pooled(capacity: usize, pool: &Arc<RingPool>) -> (Producer, Consumer) {
         let capacity = ring_capacity(capacity);

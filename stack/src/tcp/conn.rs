@@ -27,7 +27,7 @@ use super::sack::{ReceivedRanges, Scoreboard};
 use super::timers::{Timer, Timers};
 use super::{Keepalive, State, TcpConfig, TcpError};
 use crate::counters::Counters;
-use crate::socket::ring::{Consumer, Producer};
+use crate::socket::ring::{ByteRing, Consumer, Producer};
 use crate::wire::{TcpRepr, TcpSeqNumber as Seq};
 
 /// Application-visible events, accumulated until [`Connection::take_events`].
@@ -625,6 +625,14 @@ impl Connection {
         self.set_state(State::TimeWait);
         self.timers.stop_all();
         self.timers.set(Timer::Close, now + self.config.msl * 2);
+        // TIME-WAIT needs no buffers (Linux, too, swaps the socket for a small timewait one): every
+        // byte we sent is acknowledged, and what was received stays readable through the
+        // application's half, which keeps that ring alive until it closes. Dropping our halves lets
+        // the memory go back to the pool at once instead of after 2·MSL, so a server that closes
+        // first does not hold two socket buffers per connection for a minute.
+        let (rx, tx) = ByteRing::spent();
+        self.rx = rx;
+        self.tx = tx;
     }
 
     pub(super) fn arm_keepalive(&mut self, now: Instant) {

@@ -466,9 +466,20 @@ impl Connection {
         self.rcv_nxt += 1;
         self.rx.close();
         self.events |= events::READABLE;
-        self.ack_now = true;
         match self.state {
-            State::SynReceived | State::Established => self.set_state(State::CloseWait),
+            State::SynReceived | State::Established => {
+                // The application is likely to close now that it has read the end of the stream: the
+                // ACK of this FIN waits (at most the delayed-ACK time) to ride on our own FIN, as
+                // Linux's pingpong mode does. Every other state ACKs the FIN at once.
+                self.set_state(State::CloseWait);
+                if !self.timers.is_running(Timer::DelayedAck) {
+                    self.timers.set(Timer::DelayedAck, now + self.config.delayed_ack);
+                }
+                return;
+            }
+            _ => self.ack_now = true,
+        }
+        match self.state {
             State::FinWait1 if self.fin_acked() => self.enter_time_wait(now),
             State::FinWait1 => self.set_state(State::Closing),
             State::FinWait2 => self.enter_time_wait(now),

@@ -139,12 +139,15 @@ impl Connection {
     }
 
     /// Should a window update go out now that the application has read? When the window it can offer
-    /// has grown by the SWS threshold while the advertised one is less than half the buffer.
+    /// has grown by the SWS threshold while what the peer may still send is less than two full
+    /// segments. With two segments of room the peer is not stalled: the second segment it sends
+    /// brings our ACK (which carries the new window) at once, so an update would be one more frame
+    /// for nothing (a request after the handshake would get an ACK of its own before the answer).
     pub(super) fn window_update_due(&self) -> bool {
         let free = self.rx.free();
         let cur = (self.rcv_adv - self.rcv_nxt).max(0) as usize;
         let threshold = (self.rx.capacity() / 2).min(self.rcv_mss as usize).max(1);
-        free >= cur + threshold && cur < self.rx.capacity() / 2
+        free >= cur + threshold && cur < 2 * self.rcv_mss as usize
     }
 
     /// SYN (active open) or SYN-ACK (`ack`), with our options; retransmitted after a timeout.

@@ -417,6 +417,26 @@ fn test_established_close_sends_fin_and_walks_to_time_wait() {
 }
 
 #[test]
+fn test_time_wait_lets_go_of_the_buffers_and_unread_data_stays_readable() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.app_tx.close();
+    ep.conn.on_app_activity(now);
+    ep.output(now);
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 2), &[]);
+    assert_eq!(ep.conn.state(), State::FinWait2);
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 2), b"late data");
+    assert!(!ep.app_tx.is_closed(), "FIN-WAIT-2 still holds the send buffer's other half");
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 10, flags: FIN, ..ack(LOCAL_ISS + 2) }, &[]);
+    assert_eq!(ep.conn.state(), State::TimeWait);
+    assert!(ep.app_tx.is_closed(), "TIME-WAIT dropped its half of the send buffer");
+    assert_eq!(ep.read_all(), b"late data", "what arrived is still there for the application");
+    assert!(ep.app_rx.is_eof());
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.ack, Some(REMOTE_ISS + 11), "TIME-WAIT still acknowledges");
+}
+
+#[test]
 fn test_fin_wait_1_fin_before_ack_is_a_simultaneous_close() {
     let now = Instant::now();
     let mut ep = established(now);
@@ -437,7 +457,11 @@ fn test_established_peer_fin_half_closes_and_we_can_still_send() {
     assert_eq!(ep.conn.state(), State::CloseWait);
     assert_eq!(ep.read_all(), b"bye");
     assert!(ep.app_rx.is_closed(), "end of stream");
-    let (a, _) = one(ep.output(now));
+    assert!(ep.output(now).is_empty(), "the ACK of the FIN waits for our own FIN ...");
+    let t = ep.conn.poll_timeout().unwrap();
+    assert_eq!(t, now + Duration::from_millis(40), "... for at most the delayed-ACK time");
+    ep.conn.on_timeout(t);
+    let (a, _) = one(ep.output(t));
     assert_eq!(a.ack, Some(REMOTE_ISS + 5));
     let out = send(&mut ep, now, b"still talking");
     assert_eq!(out[0].1, b"still talking");
@@ -449,6 +473,19 @@ fn test_established_peer_fin_half_closes_and_we_can_still_send() {
     ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS + 5, ..ack(LOCAL_ISS + 15) }, &[]);
     assert_eq!(ep.conn.state(), State::Closed);
     assert!(ep.conn.is_finished());
+}
+
+#[test]
+fn test_close_wait_close_soon_after_the_peer_fin_acks_it_on_our_fin() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    ep.conn.on_segment(now, &TcpRepr { flags: FIN, ..ack(LOCAL_ISS + 1) }, &[]);
+    assert!(ep.output(now).is_empty());
+    ep.app_tx.close();
+    ep.conn.on_app_activity(now);
+    let (f, _) = one(ep.output(now));
+    assert_eq!((f.flags, f.ack), (FIN, Some(REMOTE_ISS + 2)), "one segment: our FIN, acking theirs");
+    assert_eq!(ep.conn.state(), State::LastAck);
 }
 
 #[test]
@@ -510,8 +547,8 @@ fn test_established_keepalive_probes_then_times_out() {
 fn test_established_window_follows_the_receive_buffer() {
     let now = Instant::now();
     let mut ep = established(now);
-    // 65536-byte buffer; the peer fills most of it.
-    for i in 0..40 {
+    // 65536-byte buffer; the peer fills most of it (less than two segments of room left).
+    for i in 0..44 {
         ep.conn.on_segment(
             now,
             &TcpRepr { seq: REMOTE_ISS + 1 + i * 1460, ..ack(LOCAL_ISS + 1) },
@@ -521,7 +558,7 @@ fn test_established_window_follows_the_receive_buffer() {
     let out = ep.output(now);
     let w = out.last().unwrap().0.window_len as usize;
     // The unscaled window field tops out at 65535.
-    assert_eq!(w, 65535 - 40 * 1460);
+    assert_eq!(w, 65535 - 44 * 1460);
     // Reading a little does not re-open the window (receiver SWS avoidance) ...
     let mut small = [0u8; 100];
     ep.app_rx.read(&mut small);
@@ -532,7 +569,21 @@ fn test_established_window_follows_the_receive_buffer() {
     ep.app_rx.read(&mut big);
     ep.conn.on_app_activity(now);
     let (u, _) = one(ep.output(now));
-    assert_eq!(u.window_len as usize, 65536 - 40 * 1460 + 20_100);
+    assert_eq!(u.window_len as usize, 65536 - 44 * 1460 + 20_100);
+}
+
+#[test]
+fn test_established_read_with_room_for_two_segments_sends_no_window_update() {
+    let now = Instant::now();
+    let mut ep = established(now);
+    // A request well inside the window: the answer will carry the ACK, and the peer, with room for
+    // more than two segments, is not waiting for a larger window.
+    ep.conn.on_segment(now, &ack(LOCAL_ISS + 1), &[7u8; 64]);
+    assert_eq!(ep.read_all(), [7u8; 64]);
+    ep.conn.on_app_activity(now);
+    assert!(ep.output(now).is_empty(), "no ACK of its own before the answer");
+    let (a, p) = one(send(&mut ep, now, b"answer"));
+    assert_eq!((a.ack, p.as_slice()), (Some(REMOTE_ISS + 65), &b"answer"[..]));
 }
 
 #[test]
