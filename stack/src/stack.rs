@@ -717,10 +717,12 @@ impl Stack {
             (0..config.workers).map(|_| Arc::new(Counters::default())).collect();
         let mut links = Vec::with_capacity(config.workers);
         for c in &counters {
+            let wake = Event::new();
+            wake.fd()?; // a sleeping worker polls it with its rings: made now, not on the worker's path
             links.push(WorkerLink {
                 cmds: ArrayQueue::new(config.command_queue_len),
-                wake: Event::new()?,
-                space: Event::new()?,
+                wake,
+                space: Event::new(),
                 counters: c.clone(),
             });
         }

@@ -20,7 +20,7 @@
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -51,7 +51,7 @@ impl Wakeup {
                 "the tokio integration needs worker threads; start the stack without `inline`",
             ));
         }
-        let fd = source.event().as_fd().try_clone_to_owned()?;
+        let fd = source.event().fd()?.try_clone_to_owned()?;
         // Edge-triggered on both interests: every write of the eventfd reports it readable and writable.
         // Safety: the `OwnedFd` is a fresh duplicate that the `AsyncFd` owns: it stays open and names the
         // same eventfd until the `AsyncFd` drops it.

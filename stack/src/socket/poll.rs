@@ -320,7 +320,7 @@ impl Poller {
     /// An empty poller (one eventfd).
     pub fn new() -> io::Result<Poller> {
         Ok(Poller {
-            inner: Arc::new(Inner { ready: SegQueue::new(), event: Event::new()? }),
+            inner: Arc::new(Inner { ready: SegQueue::new(), event: Event::new() }),
             stack: OnceLock::new(),
         })
     }
@@ -483,7 +483,7 @@ mod tests {
 
     impl Fake {
         fn new() -> Fake {
-            Fake { state: Arc::default(), event: Event::new().unwrap() }
+            Fake { state: Arc::default(), event: Event::new() }
         }
         fn push(&self) {
             self.state.items.fetch_add(1, Ordering::AcqRel);

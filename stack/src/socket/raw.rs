@@ -114,20 +114,14 @@ impl RawSocket {
         }
         st.check_running()?;
         let fd = st.fd_alloc(SocketEntry::Reserved);
-        let shared = match Event::new() {
-            Ok(event) => Arc::new(RawShared {
-                fd,
-                protocol,
-                local: AtomicU32::new(0),
-                rx: RxQueue::new(st.config.socket_queue_len),
-                event,
-                registered: AtomicUsize::new(0),
-            }),
-            Err(e) => {
-                st.fd_free(fd);
-                return Err(e);
-            }
-        };
+        let shared = Arc::new(RawShared {
+            fd,
+            protocol,
+            local: AtomicU32::new(0),
+            rx: RxQueue::new(st.config.socket_queue_len),
+            event: Event::new(),
+            registered: AtomicUsize::new(0),
+        });
         let sock = RawSocket {
             home: st.home_worker(fd),
             shared: shared.clone(),

@@ -61,7 +61,7 @@ impl TcpShared {
             active_open: false,
             state: AtomicU8::new(State::SynReceived as u8),
             error: AtomicI32::new(0),
-            event: Event::new().unwrap_or_else(|e| panic!("eventfd: {e}")),
+            event: Event::new(),
             kick_pending: AtomicBool::new(false),
             adv_window: AtomicUsize::new(usize::MAX),
             mss: AtomicU32::new(536),
@@ -258,7 +258,7 @@ impl TcpListener {
             local,
             params,
             accept: ArrayQueue::new(params.backlog),
-            event: Event::new()?,
+            event: Event::new(),
             registered: AtomicUsize::new(0),
         });
         let n = st.workers.len();

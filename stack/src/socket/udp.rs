@@ -67,7 +67,7 @@ impl UdpShared {
             local,
             peer: AtomicU64::new(0),
             rx: RxQueue::new(queue_len),
-            event: Event::new()?,
+            event: Event::new(),
             error: AtomicI32::new(0),
             registered: AtomicUsize::new(0),
         })

@@ -16,7 +16,7 @@ pub(crate) mod tcp;
 pub(crate) use inline::InlineDriver;
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -521,7 +521,7 @@ impl Worker {
         for (slot, s) in fds.iter_mut().zip(&self.socks) {
             *slot = Some(s.fd());
         }
-        fds[self.socks.len().min(64)] = Some(link.wake.as_fd());
+        fds[self.socks.len().min(64)] = link.wake.fd().ok(); // made when the stack started
         poll_readable(&fds, timeout_ms);
         link.wake.drain();
         link.wake.unregister();
