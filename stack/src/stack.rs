@@ -354,17 +354,20 @@ impl StackShared {
                 // Start of the current stretch with nothing to do (for WorkerIdleNs).
                 let mut idle_from: Option<Instant> = None;
                 let idle_ns = &self.workers[0].counters.worker_idle_ns;
-                let end_idle = |from: &mut Option<Instant>| {
+                // The stretch ends where the turn that found work began (or now, when there is none).
+                let end_idle = |from: &mut Option<Instant>, at: Option<Instant>| {
                     if let Some(t) = from.take() {
-                        idle_ns.add(t.elapsed().as_nanos() as u64);
+                        let end = at.unwrap_or_else(Instant::now);
+                        idle_ns.add(end.saturating_duration_since(t).as_nanos() as u64);
                     }
                 };
                 loop {
                     if ready() {
-                        end_idle(&mut idle_from);
+                        end_idle(&mut idle_from, None);
                         return true;
                     }
-                    if driver.drive() == 0 {
+                    let (work, turn_at) = driver.drive_at();
+                    if work == 0 {
                         idle_from.get_or_insert_with(Instant::now);
                         idle += 1;
                         // Several threads waiting on one core would otherwise take turns at it in
@@ -374,12 +377,12 @@ impl StackShared {
                             std::thread::yield_now();
                         }
                     } else {
-                        end_idle(&mut idle_from);
+                        end_idle(&mut idle_from, turn_at);
                         idle = 0;
                     }
                     n = n.wrapping_add(1);
                     if n % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                        end_idle(&mut idle_from);
+                        end_idle(&mut idle_from, None);
                         return ready();
                     }
                 }

@@ -9,6 +9,7 @@
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Instant;
 
 use super::Worker;
 
@@ -85,12 +86,20 @@ impl InlineDriver {
     /// One turn of the worker loop, unless another thread is running one (then nothing). Returns the
     /// work done.
     pub(crate) fn drive(&self) -> usize {
+        self.drive_at().0
+    }
+
+    /// As [`drive`](Self::drive), also returning when the turn began (the worker's clock, read at the
+    /// start of a turn that finds work): where a stretch of idle turns ended.
+    pub(crate) fn drive_at(&self) -> (usize, Option<Instant>) {
         if self.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            return 0;
+            return (0, None);
         }
         // Safety: we hold `busy` (see the `Sync` impl).
-        let work = unsafe { (*self.worker.get()).as_mut() }.and_then(Worker::turn).unwrap_or(0);
+        let r = unsafe { (*self.worker.get()).as_mut() }
+            .map(|w| (w.turn().unwrap_or(0), Some(w.turn_at)))
+            .unwrap_or((0, None));
         self.busy.store(false, Ordering::Release);
-        work
+        r
     }
 }
