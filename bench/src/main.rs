@@ -445,6 +445,57 @@ impl Bench {
         finish(stack)
     }
 
+    /// The connection rate of stack client and stack server (busy-poll) with stage timing on both:
+    /// per connection, each side's TX kicks and its own work (busy time, that is wall time minus
+    /// idle time, minus the kicks), and what is left (frames between a kick and being noticed).
+    fn conn_stages(&mut self) -> io::Result<()> {
+        eprintln!("stage timing: xdpstack client - xdpstack server, connection rate");
+        let mut cfg = self.bed.server_stack_config(Mode::BusyPoll);
+        cfg.stage_timing = true;
+        let server_stack = Arc::new(self.bed.start_server_stack_with(cfg)?);
+        let mut cfg = self.bed.client_stack_config(Mode::BusyPoll)?;
+        cfg.stage_timing = true;
+        let client_stack = Arc::new(self.bed.start_client_stack_with(cfg)?);
+        let to = SocketAddrV4::new(SERVER, PORT + 1);
+        let srv =
+            throughput::stack_tcp_server(&server_stack, to, Role::RequestResponse, self.bed.cores.server)?;
+        let names = ["WorkerIdleNs", "StageKickNs", "EthOutFrames", "TcpActiveOpens"];
+        let snap = |s: &xdpstack::Stack| names.map(|n| s.counter(n) as f64);
+        let (s0, c0) = (snap(&server_stack), snap(&client_stack));
+        let t0 = std::time::Instant::now();
+        let connector = Connector::Stack(client_stack.clone());
+        let rate = throughput::tcp_conn_rate(connector, to, self.plan.duration, self.bed.cores.client);
+        let wall = t0.elapsed().as_nanos() as f64;
+        let (s1, c1) = (snap(&server_stack), snap(&client_stack));
+        srv.stop();
+        rate?;
+        let conns = c1[3] - c0[3];
+        if conns == 0.0 {
+            return Err(io::Error::other("stage timing: no connection was made"));
+        }
+        let per = |a: f64, b: f64| (a - b) / conns;
+        let t = wall / conns;
+        let (kick_c, kick_s) = (per(c1[1], c0[1]), per(s1[1], s0[1]));
+        let busy_c = (t - per(c1[0], c0[0])).clamp(kick_c, t);
+        let busy_s = (t - per(s1[0], s0[0])).clamp(kick_s, t);
+        let frames = per(c1[2], c0[2]) + per(s1[2], s0[2]);
+        let path = format!(
+            "xdpstack client -> xdpstack server, one connection (connect, 64 B each way, close; {frames:.1} frames), busy-poll, mean"
+        );
+        for (name, nanos) in [
+            ("client: stack and application (connect, request, read to the end, close)", busy_c - kick_c),
+            ("client: TX kicks (copy-mode transmit, veth, XDP, copy to the server's ring)", kick_c),
+            ("server: stack and application (SYN, accept, answer, close, TIME-WAIT)", busy_s - kick_s),
+            ("server: TX kicks (copy-mode transmit, veth, XDP, copy to the client's ring)", kick_s),
+            ("both idle at once: frames on their way, being noticed (the rest)", t - busy_c - busy_s),
+        ] {
+            self.report.stages.push(results::Stage { path: path.clone(), name: name.into(), nanos });
+        }
+        eprintln!("  {path}: {:.2} us", t / 1000.0);
+        finish(client_stack)?;
+        finish(server_stack)
+    }
+
     fn stage_run(&mut self, stack: &xdpstack::Stack, proto: Proto, size: usize) -> io::Result<()> {
         let client = self.kernel_client(proto, true)?;
         let rounds = self.plan.rounds;
@@ -736,6 +787,9 @@ fn run(args: &Args) -> io::Result<Report> {
     }
     if parts.latency && parts.runs(Pairing::KernelStack) && parts.modes.contains(&Mode::BusyPoll) {
         b.stages()?;
+    }
+    if parts.conn_rate && parts.runs(Pairing::StackStack) && parts.modes.contains(&Mode::BusyPoll) {
+        b.conn_stages()?;
     }
     if parts.sockperf {
         sockperf::run_all(&b.bed, args.quick, &mut b.report)?;

@@ -227,7 +227,7 @@ pub fn limits(report: &Report) -> Vec<(String, Option<f64>)> {
     }
     for proto in [Proto::Udp, Proto::Tcp] {
         let path = format!("kernel client -> xdpstack server, {} 64 B, busy-poll, mean", proto.label());
-        let own = report.stages.iter().find(|s| s.path == path && s.name.starts_with("xdpstack:"));
+        let own = report.stages.iter().find(|s| s.path == path && s.name.starts_with("xdpstack"));
         let ks = find_latency(report, Pairing::KernelStack, Mode::BusyPoll, proto, 64);
         let base = find_latency(report, kk, Mode::BusyPoll, proto, 64);
         if let (Some(own), Some(ks), Some(base)) = (own, ks, base) {

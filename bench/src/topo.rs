@@ -141,10 +141,20 @@ impl Bed {
 
     /// Start the client-side stack (stack-stack) on the peer's end, as 10.77.0.3.
     pub fn start_client_stack(&self, mode: Mode) -> io::Result<Stack> {
+        self.start_client_stack_with(self.client_stack_config(mode)?)
+    }
+
+    /// A stack configuration for the client side (stack-stack) in `mode`.
+    pub fn client_stack_config(&self, mode: Mode) -> io::Result<Config> {
         let cidr = xdpstack::wire::Ipv4Cidr::new(STACK_CLIENT, 24)
             .map_err(|e| io::Error::other(format!("{e:?}")))?;
         let mut cfg = Config::new(self.tb.peer_if.clone(), cidr);
         apply_mode(&mut cfg, mode, self.cores.client);
+        Ok(cfg)
+    }
+
+    /// Start the client-side stack with `cfg` (from [`Bed::client_stack_config`], adjusted).
+    pub fn start_client_stack_with(&self, cfg: Config) -> io::Result<Stack> {
         let cfg = self.with_pcap(cfg, "client");
         let peer_ns = self.tb.peer_ns.clone();
         xdpstack::testbed::in_netns(&peer_ns, move || Stack::start(cfg))?

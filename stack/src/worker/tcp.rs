@@ -34,7 +34,9 @@ type Tuple = (SocketAddrV4, SocketAddrV4);
 const HEAP_ENTRIES_PER_CONNECTION: usize = 8;
 
 struct Entry {
-    conn: Connection,
+    /// Boxed: the slot table stays small (it grows by copying, and a busy server holds many
+    /// connections in TIME-WAIT), and a connection never moves.
+    conn: Box<Connection>,
     shared: Arc<TcpShared>,
     /// The listener that made it, while it waits to be accepted.
     listener: Option<SocketAddrV4>,
@@ -240,7 +242,7 @@ impl TcpTable {
                 let shared = Arc::new(TcpShared::new(stack.next_id(), seg.dst, seg.src, self.index));
                 let ends = Accepted { shared: shared.clone(), tx: app_tx, rx: app_rx };
                 self.insert(Entry {
-                    conn,
+                    conn: Box::new(conn),
                     shared,
                     listener: Some(key),
                     in_syn_queue: true,
@@ -298,7 +300,7 @@ impl TcpTable {
         let shared = Arc::new(TcpShared::new(stack.next_id(), seg.dst, seg.src, self.index));
         let ends = Accepted { shared: shared.clone(), tx: app_tx, rx: app_rx };
         self.insert(Entry {
-            conn,
+            conn: Box::new(conn),
             shared,
             listener: Some(key),
             in_syn_queue: false,
@@ -348,7 +350,7 @@ impl TcpTable {
             self.counters.clone(),
         );
         self.insert(Entry {
-            conn,
+            conn: Box::new(conn),
             shared: req.shared,
             listener: None,
             in_syn_queue: false,
