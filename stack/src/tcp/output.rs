@@ -139,15 +139,16 @@ impl Connection {
     }
 
     /// Should a window update go out now that the application has read? When the window it can offer
-    /// has grown by the SWS threshold while what the peer may still send is less than two full
-    /// segments. With two segments of room the peer is not stalled: the second segment it sends
-    /// brings our ACK (which carries the new window) at once, so an update would be one more frame
-    /// for nothing (a request after the handshake would get an ACK of its own before the answer).
+    /// has grown by the SWS threshold while the advertised one is less than half the buffer; but not
+    /// while an ACK is being delayed and the peer still has room for two full segments: then either
+    /// our answer carries the ACK (a request read after the handshake would otherwise get an ACK of
+    /// its own before the answer), or the peer's next two segments bring it at once.
     pub(super) fn window_update_due(&self) -> bool {
         let free = self.rx.free();
         let cur = (self.rcv_adv - self.rcv_nxt).max(0) as usize;
         let threshold = (self.rx.capacity() / 2).min(self.rcv_mss as usize).max(1);
-        free >= cur + threshold && cur < 2 * self.rcv_mss as usize
+        let delaying = self.timers.is_running(Timer::DelayedAck) && cur >= 2 * self.rcv_mss as usize;
+        free >= cur + threshold && cur < self.rx.capacity() / 2 && !delaying
     }
 
     /// SYN (active open) or SYN-ACK (`ack`), with our options; retransmitted after a timeout.
