@@ -24,10 +24,61 @@ pub enum UdpFlows {
     Stack(Vec<xdpstack::UdpSocket>, Option<Arc<Stack>>),
 }
 
+/// What the UDP echo client needs of a connected socket: the kernel's or xdpstack's.
+trait EchoSocket: Send + 'static {
+    fn send(&self, msg: &[u8]) -> io::Result<usize>;
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn set_nonblocking(&self, on: bool) -> io::Result<()>;
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+}
+
+impl EchoSocket for std::net::UdpSocket {
+    fn send(&self, msg: &[u8]) -> io::Result<usize> {
+        std::net::UdpSocket::send(self, msg)
+    }
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        std::net::UdpSocket::recv(self, buf)
+    }
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        std::net::UdpSocket::set_nonblocking(self, on)
+    }
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        std::net::UdpSocket::set_read_timeout(self, t)
+    }
+}
+
+impl EchoSocket for xdpstack::UdpSocket {
+    fn send(&self, msg: &[u8]) -> io::Result<usize> {
+        xdpstack::UdpSocket::send(self, msg)
+    }
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        xdpstack::UdpSocket::recv(self, buf)
+    }
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        xdpstack::UdpSocket::set_nonblocking(self, on)
+    }
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        xdpstack::UdpSocket::set_read_timeout(self, t)
+    }
+}
+
 /// Echoed datagrams per second over `d`, with 64-byte payloads, from clients pinned to `core`. Busy-poll
 /// mode: one thread spins over every flow with non-blocking calls (driving the client stack, if it runs
 /// to completion). Blocking mode: a thread per flow, each blocked in `recv` between datagrams.
 pub fn udp_echo(flows: UdpFlows, mode: Mode, d: Duration, core: usize) -> io::Result<f64> {
+    match flows {
+        UdpFlows::Kernel(socks) => echo_flows(socks, None, mode, d, core),
+        UdpFlows::Stack(socks, stack) => echo_flows(socks, stack, mode, d, core),
+    }
+}
+
+fn echo_flows<S: EchoSocket>(
+    socks: Vec<S>,
+    stack: Option<Arc<Stack>>,
+    mode: Mode,
+    d: Duration,
+    core: usize,
+) -> io::Result<f64> {
     let echoed = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + d / 10 + d;
     let start = Instant::now() + d / 10;
@@ -39,30 +90,8 @@ pub fn udp_echo(flows: UdpFlows, mode: Mode, d: Duration, core: usize) -> io::Re
         }
     };
     let mut threads = Vec::new();
-    match (flows, mode) {
-        (UdpFlows::Kernel(socks), Mode::BusyPoll) => {
-            let e = echoed.clone();
-            threads.push(std::thread::spawn(move || -> io::Result<()> {
-                pin(core);
-                let (msg, mut buf) = ([0x42u8; 64], [0u8; 2048]);
-                for s in &socks {
-                    s.set_nonblocking(true)?;
-                    for _ in 0..WINDOW {
-                        let _ = s.send(&msg);
-                    }
-                }
-                while Instant::now() < end {
-                    for s in &socks {
-                        while s.recv(&mut buf).is_ok() {
-                            count(&e);
-                            let _ = s.send(&msg);
-                        }
-                    }
-                }
-                Ok(())
-            }));
-        }
-        (UdpFlows::Stack(socks, stack), Mode::BusyPoll) => {
+    match mode {
+        Mode::BusyPoll => {
             let e = echoed.clone();
             threads.push(std::thread::spawn(move || -> io::Result<()> {
                 pin(core);
@@ -87,17 +116,7 @@ pub fn udp_echo(flows: UdpFlows, mode: Mode, d: Duration, core: usize) -> io::Re
                 Ok(())
             }));
         }
-        (UdpFlows::Kernel(socks), Mode::Blocking) => {
-            for s in socks {
-                let e = echoed.clone();
-                threads.push(std::thread::spawn(move || -> io::Result<()> {
-                    pin(core);
-                    s.set_read_timeout(Some(Duration::from_millis(20)))?;
-                    blocking_flow(|m| s.send(m), |b| s.recv(b), end, || count(&e))
-                }));
-            }
-        }
-        (UdpFlows::Stack(socks, _), Mode::Blocking) => {
+        Mode::Blocking => {
             for s in socks {
                 let e = echoed.clone();
                 threads.push(std::thread::spawn(move || -> io::Result<()> {
