@@ -435,8 +435,8 @@ impl Connection {
                 self.segs_unacked += 1;
                 if self.segs_unacked >= 2 {
                     self.ack_now = true;
-                } else if !self.timers.is_running(Timer::DelayedAck) {
-                    self.timers.set(Timer::DelayedAck, now + self.config.delayed_ack);
+                } else {
+                    self.delay_ack(now);
                 }
             }
         } else {
@@ -466,25 +466,28 @@ impl Connection {
         self.rcv_nxt += 1;
         self.rx.close();
         self.events |= events::READABLE;
-        match self.state {
-            State::SynReceived | State::Established => {
-                // The application is likely to close now that it has read the end of the stream: the
-                // ACK of this FIN waits (at most the delayed-ACK time) to ride on our own FIN, as
-                // Linux's pingpong mode does. Every other state ACKs the FIN at once.
-                self.set_state(State::CloseWait);
-                if !self.timers.is_running(Timer::DelayedAck) {
-                    self.timers.set(Timer::DelayedAck, now + self.config.delayed_ack);
-                }
-                return;
-            }
-            _ => self.ack_now = true,
+        // In ESTABLISHED the application is likely to close now that it has read the end of the
+        // stream: the ACK of this FIN waits (at most the delayed-ACK time) to ride on our own FIN, as
+        // Linux's pingpong mode does. Every other state ACKs the FIN at once.
+        if matches!(self.state, State::SynReceived | State::Established) {
+            self.set_state(State::CloseWait);
+            self.delay_ack(now);
+            return;
         }
+        self.ack_now = true;
         match self.state {
             State::FinWait1 if self.fin_acked() => self.enter_time_wait(now),
             State::FinWait1 => self.set_state(State::Closing),
             State::FinWait2 => self.enter_time_wait(now),
             State::TimeWait => self.timers.set(Timer::Close, now + self.config.msl * 2),
             _ => {}
+        }
+    }
+
+    /// Start the delayed-ACK timer unless it runs already (an earlier segment set the deadline).
+    fn delay_ack(&mut self, now: Instant) {
+        if !self.timers.is_running(Timer::DelayedAck) {
+            self.timers.set(Timer::DelayedAck, now + self.config.delayed_ack);
         }
     }
 }
