@@ -171,6 +171,7 @@ impl Event {
     /// Block until `ready()` returns true (then true) or `deadline` passes (then false). A `None`
     /// deadline waits forever. `ready` is re-checked after every wake-up, so spurious wake-ups are fine.
     pub fn wait_until(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
+        let mut warned = false;
         loop {
             if ready() {
                 return true;
@@ -179,7 +180,9 @@ impl Event {
                 Ok(fd) => fd,
                 Err(e) => {
                     // Out of descriptors: wait by polling every millisecond rather than fail the call.
-                    log::warn!("no eventfd to sleep on ({e}); polling instead");
+                    if !std::mem::replace(&mut warned, true) {
+                        log::warn!("no eventfd to sleep on ({e}); polling every millisecond instead");
+                    }
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return ready();
                     }
