@@ -5,6 +5,7 @@
 //! talking to the workers through lock-free queues. See `docs/design.md` for the map of the code.
 #![warn(missing_docs)]
 
+mod config;
 pub mod counters;
 pub mod iface;
 mod kneigh;
@@ -24,12 +25,13 @@ pub mod wire;
 mod worker;
 pub mod xsk;
 
+pub use config::Config;
 pub use observe::{SocketInfo, SocketKind};
 pub use socket::{
     Events, Interest, PollEvent, Pollable, Poller, Proto, RawSocket, TcpListener, TcpSocket, TcpStream,
     Trigger, UdpSocket,
 };
-pub use stack::{Config, ShutdownReport, Stack, StackInfo};
+pub use stack::{ShutdownReport, Stack, StackInfo};
 pub use tcp::conn::TcpInfo;
 pub use worker::WorkerReport;
 pub use xdp_prog::{AttachedMode, XdpMode};
