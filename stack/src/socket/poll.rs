@@ -1,10 +1,10 @@
 //! Readiness of many sockets on one thread, in the spirit of epoll: [`Poller`].
 //!
 //! A poller never scans its registrations. Each registered socket's [`Event`] is *linked* to its
-//! [`Registration`]; when a worker notifies the event (data arrived, a connection was accepted, send
+//! `Registration`; when a worker notifies the event (data arrived, a connection was accepted, send
 //! space freed, the state changed), the registration is pushed onto the poller's lock-free ready list,
 //! once (its `queued` flag), and the poller's own event is notified. [`Poller::wait`] pops
-//! registrations, checks the socket's *current* readiness through a [`Probe`] (notifications are hints;
+//! registrations, checks the socket's *current* readiness through a `Probe` (notifications are hints;
 //! the probe is the truth), and reports the ones that are ready for what they asked. The cost of a wait
 //! is proportional to the sockets that became ready, not to the sockets registered, so one thread can
 //! serve tens of thousands of sockets.
@@ -117,7 +117,7 @@ pub(crate) trait Probe: Send + Sync + fmt::Debug {
 /// Sockets a [`Poller`] can watch: [`crate::UdpSocket`], [`crate::TcpStream`], [`crate::TcpListener`].
 ///
 /// The trait is sealed; a new socket type implements the crate-private `Source` (its event, its stack,
-/// and a [`Probe`] of its readiness).
+/// and a `Probe` of its readiness).
 pub trait Pollable: sealed::Source {}
 
 // The sealed-trait pattern: `Source` is reachable as a supertrait but cannot be named (so neither called
