@@ -228,6 +228,10 @@ define_counters! {
     tcp_abort_on_data => "TCPAbortOnData",
     /// Connections dropped after retransmission or keepalive timeouts.
     tcp_abort_on_timeout => "TCPAbortOnTimeout",
+    /// TIME-WAIT records whose wait ended (TcpExt TW).
+    tcp_tw => "TW",
+    /// TIME-WAIT records ended early by a reset (TcpExt TWKilled).
+    tcp_tw_killed => "TWKilled",
 
     /// Frames received from the AF_XDP RX rings.
     xsk_rx_frames => "XskRxFrames",

@@ -605,3 +605,161 @@ fn run_to_completion_mode_moves_tcp_both_ways() {
     });
     finish(stack);
 }
+
+/// A kernel TCP connection from the peer namespace, from `10.77.0.1:port` (SO_REUSEADDR), to `addr`.
+fn kernel_connect_from(tb: &Testbed, port: u16, addr: SocketAddr) -> std::io::Result<KernelStream> {
+    use std::os::fd::FromRawFd;
+    let s = tb
+        .in_peer_ns(move || -> std::io::Result<KernelStream> {
+            // Safety: a fresh socket descriptor, owned by the KernelStream made from it at once.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Safety: fd is ours and not owned by anything else yet.
+            let s = unsafe { KernelStream::from_raw_fd(fd) };
+            let one: libc::c_int = 1;
+            // Safety: a valid int option value of the right length.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_REUSEADDR,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+                sin_zero: [0; 8],
+            };
+            let SocketAddr::V4(to) = addr else { unreachable!("IPv4 only") };
+            for (a, bind) in
+                [(sin("10.77.0.1".parse().unwrap(), port), true), (sin(*to.ip(), to.port()), false)]
+            {
+                let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                let p = (&a as *const libc::sockaddr_in).cast();
+                // Safety: p points to a sockaddr_in of length len.
+                let r = unsafe {
+                    if bind {
+                        libc::bind(fd, p, len)
+                    } else {
+                        libc::connect(fd, p, len)
+                    }
+                };
+                if r != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(s)
+        })
+        .unwrap()?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(s)
+}
+
+/// An Ethernet/IPv4/TCP segment from the peer's address, `from_port`, to the stack's `to_port`.
+fn tcp_frame(
+    tb: &Testbed,
+    from_port: u16,
+    to_port: u16,
+    seq: u32,
+    flags: xdpstack::wire::TcpFlags,
+    payload: &[u8],
+) -> Vec<u8> {
+    use xdpstack::wire::*;
+    let (src, dst) = (tb.config.peer_addr, tb.config.stack_addr);
+    let tcp = TcpRepr {
+        src_port: from_port,
+        dst_port: to_port,
+        seq: TcpSeqNumber(seq),
+        ack: Some(TcpSeqNumber(1)),
+        flags,
+        window_len: 64240,
+        max_seg_size: None,
+        window_scale: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload_len: payload.len(),
+    };
+    let mut seg = vec![0u8; tcp.header_len() + payload.len()];
+    seg[tcp.header_len()..].copy_from_slice(payload);
+    tcp.emit(&mut TcpPacket::new_unchecked(&mut seg[..]), src, dst, ChecksumMode::Full);
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Tcp,
+        payload_len: seg.len(),
+        ttl: 64,
+        ident: 1,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+        dscp_ecn: 0,
+    };
+    let mut f = vec![0u8; 14 + 20 + seg.len()];
+    EthernetRepr {
+        src: EthernetAddress(tb.peer_mac),
+        dst: EthernetAddress(tb.stack_mac),
+        ethertype: EtherType::Ipv4,
+        vlan: None,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
+    ip.emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    f[34..].copy_from_slice(&seg);
+    f
+}
+
+#[test]
+fn time_wait_records_answer_for_their_connection_and_yield_to_a_new_syn() {
+    use xdpstack::tcp::State;
+    let tb = testbed(1);
+    let stack = start(&tb, |_| {});
+    let listener = TcpListener::bind(&stack, "0.0.0.0:6300").unwrap();
+    // The stack's side speaks and closes first, so it is the one in TIME-WAIT.
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"hello").unwrap();
+        }
+    });
+    let (port, to): (u16, SocketAddr) = (41234, "10.77.0.2:6300".parse().unwrap());
+    let peer: std::net::SocketAddrV4 = format!("10.77.0.1:{port}").parse().unwrap();
+    let in_time_wait = || {
+        stack.socket_table().unwrap().iter().any(|s| s.state == Some(State::TimeWait) && s.peer == Some(peer))
+    };
+    let talk = || {
+        let mut k = kernel_connect_from(&tb, port, to).unwrap();
+        let mut got = Vec::new();
+        k.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"hello");
+        drop(k);
+        assert!(wait_for(Duration::from_secs(3), || kernel_states(&tb, "last-ack").is_empty()));
+        assert!(wait_for(Duration::from_secs(3), in_time_wait), "{:?}", stack.socket_table());
+    };
+    talk();
+    // The kernel opens the same 4-tuple again at once: its SYN is newer than anything the record
+    // knows (RFC 6191), so the record gives way and the new connection works.
+    talk();
+    server.join().unwrap();
+    assert_eq!(counter(&stack, "TcpPassiveOpens"), 2);
+    // Out-of-place data on the record's 4-tuple gets the record's last ACK. The kernel, whose
+    // socket is gone, answers that ACK with a reset whose sequence number is the ACK's: exactly the
+    // record's RCV.NXT, which ends the record (a wrong ACK would leave it in place).
+    tb.inject_from_peer(vec![tcp_frame(&tb, port, 6300, 777, xdpstack::wire::TcpFlags::PSH, b"stray")])
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(3), || counter(&stack, "TWKilled") == 1 && !in_time_wait()),
+        "TWKilled {}, table {:?}",
+        counter(&stack, "TWKilled"),
+        stack.socket_table()
+    );
+    assert_eq!(counter(&stack, "TW"), 0, "no record reached the end of its wait");
+    finish(stack);
+}

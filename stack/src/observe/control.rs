@@ -43,6 +43,11 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(1);
 const REQUESTS_PER_CONNECTION: usize = 64;
 /// How often the thread looks at its stop flag.
 const TICK: Duration = Duration::from_millis(200);
+/// The periodic refresh of the `/proc`-format files takes at most 1/this of the time: a large table
+/// (say 100,000 connections in TIME-WAIT after a burst of short connections) is rewritten less often
+/// than `Config::net_files_refresh`, so that the control thread does not take a core from the workers.
+/// A `sockets` request still refreshes at once.
+const REFRESH_COST_RATIO: u32 = 50;
 /// Raw sessions (`raw PROTO`) open at once; more get an `ERR`.
 const MAX_RAW_SESSIONS: usize = 16;
 
@@ -234,11 +239,13 @@ impl Server {
         let mut next_refresh = Instant::now();
         while !stop.load(Ordering::Acquire) {
             if let Some(every) = self.refresh {
-                if Instant::now() >= next_refresh {
+                let t0 = Instant::now();
+                if t0 >= next_refresh {
                     if let Ok(rows) = super::socket_table(&self.shared, super::SNAPSHOT_TIMEOUT) {
                         self.write_net_files(&rows);
                     }
-                    next_refresh = Instant::now() + every;
+                    let cost = t0.elapsed();
+                    next_refresh = Instant::now() + every.max(cost * REFRESH_COST_RATIO);
                 }
             }
             let wait = match self.refresh {

@@ -7,6 +7,7 @@
 //! - [`output`]: what to send next: handshake, data (Nagle, silly-window avoidance), retransmissions,
 //!   FIN, ACKs (delayed), window probes, keepalives;
 //! - [`timers`]: the timer table (retransmission, persist, delayed ACK, keepalive, TIME-WAIT, FIN-WAIT-2);
+//! - [`timewait`]: TIME-WAIT as a small record that replaces the connection once it has said everything;
 //! - [`rtt`]: RFC 6298 RTO estimation; [`cc`]: congestion control (CUBIC default, NewReno);
 //! - [`recovery`]: fast retransmit and recovery (RFC 5681, RFC 6582 NewReno, RFC 6675 SACK);
 //! - [`sack`]: the SACK scoreboard and received ranges; [`listen`]: listeners, SYN queue, SYN cookies
@@ -24,6 +25,7 @@ pub mod recovery;
 pub mod rtt;
 pub mod sack;
 pub mod timers;
+pub mod timewait;
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ mod device;
 mod endpoints;
 mod inline;
 pub(crate) mod tcp;
+mod timewait;
 
 pub(crate) use inline::InlineDriver;
 
@@ -261,7 +262,7 @@ impl Worker {
                 };
                 self.iface.poll(now, &mut tx);
             }
-            self.tcp.run_timers(now);
+            self.tcp.run_timers(now, &self.shared);
             {
                 let mut tx = XskTx {
                     sock: &mut self.socks[0],

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::endpoints::AddrMap;
+use super::timewait::{TimeWaitEntry, TimeWaits, Tuple};
 use crate::counters::Counters;
 use crate::iface::{IcmpErrorKind, Interface, TcpInput};
 use crate::observe::{SocketInfo, SocketKind};
@@ -23,10 +24,9 @@ use crate::stack::StackShared;
 use crate::tcp::conn::events;
 use crate::tcp::isn::{IsnGenerator, SynCookies};
 use crate::tcp::listen::{cookie_tick, reset_for, SynVerdict};
+use crate::tcp::timewait::{TimeWait, TimeWaitVerdict};
 use crate::tcp::{Connection, ConnectionParams, Listener, State, TcpConfig, TcpError};
 use crate::wire::{TcpFlags, TcpRepr};
-
-type Tuple = (SocketAddrV4, SocketAddrV4);
 
 /// Timer-heap entries one connection has at once: its live deadline, plus later ones left stale when a
 /// deadline moved earlier. In steady traffic that is about one per delayed-ACK interval within a
@@ -62,6 +62,8 @@ pub(crate) struct TcpTable {
     gens: Vec<u32>,
     by_tuple: AddrMap<Tuple, usize>,
     listeners: AddrMap<SocketAddrV4, ListenEntry>,
+    /// Connections that reached TIME-WAIT, as records (their slots are free again).
+    time_waits: TimeWaits,
     heap: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     dirty: Vec<usize>,
     /// Segments that belong to no connection: (our address, theirs, segment).
@@ -90,6 +92,7 @@ impl TcpTable {
             gens: Vec::new(),
             by_tuple: AddrMap::default(),
             listeners: AddrMap::default(),
+            time_waits: TimeWaits::default(),
             heap: BinaryHeap::new(),
             dirty: Vec::new(),
             replies: Vec::new(),
@@ -141,10 +144,27 @@ impl TcpTable {
     pub(crate) fn input(&mut self, now: Instant, seg: TcpInput<'_>, stack: &StackShared) {
         let tuple = (seg.dst, seg.src);
         let r = &seg.repr;
+        if let Some(tw) = self.time_waits.get_mut(&tuple) {
+            match tw.tw.on_segment(now, r, seg.payload.len(), self.config.msl * 2) {
+                TimeWaitVerdict::Ignore => return,
+                TimeWaitVerdict::Ack(ack) => {
+                    self.replies.push((seg.dst, seg.src, ack));
+                    return;
+                }
+                TimeWaitVerdict::Close => {
+                    self.counters.tcp_tw_killed.inc();
+                    self.end_time_wait(tuple, stack);
+                    return;
+                }
+                // The SYN goes on to the listener.
+                TimeWaitVerdict::Reopen => self.end_time_wait(tuple, stack),
+            }
+        }
         if let Some(&idx) = self.by_tuple.get(&tuple) {
             let e = self.slots[idx].as_mut().expect("indexed slot is live");
             let fresh_syn = r.flags.contains(TcpFlags::SYN) && r.ack.is_none();
-            // RFC 6191-style reuse: a new SYN beyond what TIME-WAIT knows ends the TIME-WAIT.
+            // RFC 6191-style reuse: a new SYN beyond what TIME-WAIT knows ends the TIME-WAIT (of a
+            // connection not yet turned into a record).
             if e.conn.state() == State::TimeWait && fresh_syn && e.conn.rcv_nxt_seq() < r.seq {
                 self.remove(idx, stack);
             } else {
@@ -334,7 +354,8 @@ impl TcpTable {
     /// An application opened a connection (its ends are already with it).
     pub(crate) fn connect(&mut self, now: Instant, req: ConnectRequest, stack: &StackShared) {
         let iss = self.isn.isn(self.clock_us(now), req.params.local, req.params.remote);
-        if self.by_tuple.contains_key(&(req.params.local, req.params.remote)) {
+        let tuple = (req.params.local, req.params.remote);
+        if self.by_tuple.contains_key(&tuple) || self.time_waits.contains(&tuple) {
             // A TIME-WAIT (or other) connection still holds this 4-tuple.
             req.shared.fail(libc::EADDRINUSE);
             stack.release_tcp_tuple((req.params.local, req.params.remote));
@@ -397,6 +418,20 @@ impl TcpTable {
                 tcp: Some(e.conn.info()),
             });
         }
+        for (&(local, peer), e) in self.time_waits.iter() {
+            out.push(SocketInfo {
+                kind: SocketKind::Tcp,
+                state: Some(State::TimeWait),
+                local,
+                peer: Some(peer),
+                recv_q: 0,
+                send_q: 0,
+                fd: None,
+                worker: Some(worker),
+                id: e.id,
+                tcp: None,
+            });
+        }
         for l in self.listeners.values() {
             out.push(SocketInfo {
                 kind: SocketKind::Tcp,
@@ -426,7 +461,13 @@ impl TcpTable {
     }
 
     /// Fire due timers.
-    pub(crate) fn run_timers(&mut self, now: Instant) {
+    pub(crate) fn run_timers(&mut self, now: Instant, stack: &StackShared) {
+        while let Some((tuple, e)) = self.time_waits.pop_expired(now) {
+            self.counters.tcp_tw.inc();
+            if e.release {
+                stack.release_tcp_tuple(tuple);
+            }
+        }
         while let Some(&Reverse((t, idx, gen))) = self.heap.peek() {
             if t > now {
                 break;
@@ -447,7 +488,11 @@ impl TcpTable {
 
     /// When the next timer fires.
     pub(crate) fn poll_at(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((t, _, _))| *t)
+        let conns = self.heap.peek().map(|Reverse((t, _, _))| *t);
+        match (conns, self.time_waits.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Send what the dirty connections and the stateless replies have, publish events to the
@@ -498,6 +543,11 @@ impl TcpTable {
                 self.remove(idx, stack);
                 continue;
             }
+            if e.conn.state() == State::TimeWait && tx.can_transmit() && e.ends.is_none() {
+                // Everything is said (the last ACK went out): a record keeps the rest of the wait.
+                self.retire(idx, now);
+                continue;
+            }
             // A deadline that moved later needs no new heap entry: the earlier one fires, finds nothing
             // due, and schedules the real one then. Only an earlier deadline is pushed, so the heap
             // does not grow with every ACK that restarts the retransmission timer.
@@ -530,8 +580,9 @@ impl TcpTable {
         e.listener = None;
     }
 
-    fn remove(&mut self, idx: usize, stack: &StackShared) {
-        let Some(e) = self.slots[idx].take() else { return };
+    /// Free slot `idx` and tell the application the connection's final state.
+    fn take(&mut self, idx: usize) -> Option<(Tuple, Entry)> {
+        let e = self.slots[idx].take()?;
         let tuple = (e.conn.local(), e.conn.remote());
         self.by_tuple.remove(&tuple);
         if let (Some(key), true) = (e.listener, e.in_syn_queue) {
@@ -540,11 +591,38 @@ impl TcpTable {
             }
         }
         e.shared.publish(&e.conn, events::STATE | events::READABLE | events::WRITABLE);
+        self.gens[idx] = self.gens[idx].wrapping_add(1);
+        self.free.push(idx);
+        Some((tuple, e))
+    }
+
+    /// A connection is finished: forget it.
+    fn remove(&mut self, idx: usize, stack: &StackShared) {
+        let Some((tuple, e)) = self.take(idx) else { return };
         if e.listener.is_none() && e.ends.is_none() && e.shared.active_open {
             stack.release_tcp_tuple(tuple);
         }
-        self.gens[idx] = self.gens[idx].wrapping_add(1);
-        self.free.push(idx);
+    }
+
+    /// A connection in TIME-WAIT has sent its last ACK: a record replaces it (its buffers and
+    /// timers go away now, its 4-tuple stays taken until the record ends).
+    fn retire(&mut self, idx: usize, now: Instant) {
+        let Some((tuple, e)) = self.take(idx) else { return };
+        let entry = TimeWaitEntry {
+            tw: TimeWait::from_connection(&e.conn, now),
+            id: e.shared.id,
+            release: e.listener.is_none() && e.shared.active_open,
+        };
+        self.time_waits.insert(tuple, entry);
+    }
+
+    /// A TIME-WAIT record ends before its time (a reset, or a new SYN for its 4-tuple).
+    fn end_time_wait(&mut self, tuple: Tuple, stack: &StackShared) {
+        if let Some(e) = self.time_waits.remove(&tuple) {
+            if e.release {
+                stack.release_tcp_tuple(tuple);
+            }
+        }
     }
 }
 
