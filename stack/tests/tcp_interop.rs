@@ -763,3 +763,52 @@ fn time_wait_records_answer_for_their_connection_and_yield_to_a_new_syn() {
     assert_eq!(counter(&stack, "TW"), 0, "no record reached the end of its wait");
     finish(stack);
 }
+
+#[test]
+fn reconnecting_over_a_kernel_time_wait_needs_no_retransmission() {
+    let tb = testbed(1);
+    let stack = start(&tb, |_| {});
+    let kl = tb.in_peer_ns(|| KernelListener::bind("10.77.0.1:6400")).unwrap().unwrap();
+    const ROUNDS: usize = 6;
+    // The kernel speaks and closes first: it holds TIME-WAIT for each 4-tuple.
+    let server = std::thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            let (mut s, _) = kl.accept().unwrap();
+            s.write_all(b"hi").unwrap();
+        }
+    });
+    for round in 0..ROUNDS {
+        // The same local port every time: the kernel's TIME-WAIT from the round before accepts the
+        // new SYN only if its timestamp is newer (RFC 6191, PAWS); otherwise it answers with an ACK,
+        // we reset, and the SYN goes again a second later. Some rounds come quickly, the last ones
+        // after a pause longer than a second (a timestamp clock that restarts per connection at an
+        // offset drawn from the ISN looks monotonic for under a second, then jumps back).
+        if round >= ROUNDS - 2 {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        let mut c = None;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while c.is_none() {
+            let mut sock = xdpstack::TcpSocket::new(&stack);
+            sock.bind("10.77.0.2:45000").unwrap();
+            match sock.connect("10.77.0.1:6400") {
+                Ok(s) => c = Some(s),
+                // The previous round's connection still holds the tuple (LAST-ACK).
+                Err(e) if e.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        let mut c = c.unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"hi", "round {round}");
+    }
+    server.join().unwrap();
+    assert!(kernel_states(&tb, "time-wait").contains("10.77.0.2:45000"));
+    assert_eq!(counter(&stack, "TcpActiveOpens"), ROUNDS as u64);
+    assert_eq!(counter(&stack, "TcpRetransSegs"), 0, "a SYN had to be sent again: {:?}", nonzero(&stack));
+    finish(stack);
+}

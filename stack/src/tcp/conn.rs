@@ -465,6 +465,15 @@ impl Connection {
         self.rcv_nxt
     }
 
+    /// Set the timestamp clock to `ts` at `now` (RFC 7323 §7.1: TSval = clock + offset), before the
+    /// first segment goes out. Without it the clock starts at an offset drawn from the ISS. The
+    /// worker gives every incarnation of a 4-tuple the same offset on one clock, so that a new
+    /// connection's TSvals are newer than the old one's.
+    pub fn set_ts_clock(&mut self, now: Instant, ts: u32) {
+        self.epoch = now;
+        self.ts_offset = ts;
+    }
+
     /// A connection attempt failed for a reason outside TCP (an ICMP port unreachable in SYN-SENT).
     pub fn fail_connect(&mut self, err: TcpError) {
         if self.state == State::SynSent {

@@ -59,6 +59,18 @@ impl IsnGenerator {
         let f = self.key.hash(&tuple_bytes(local, remote)) as u32;
         TcpSeqNumber(m.wrapping_add(f))
     }
+
+    /// The offset of a connection's timestamp clock (RFC 7323 §7.1): SipHash-2-4 of the 4-tuple
+    /// and a tag, so unrelated connections' TSvals reveal nothing about each other's, while every
+    /// incarnation of one 4-tuple uses the same offset on the same clock, and its TSvals keep
+    /// growing from one connection to the next (which RFC 6191 needs to reopen a 4-tuple that is in
+    /// TIME-WAIT).
+    pub fn ts_offset(&self, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
+        let mut b = [0u8; 13];
+        b[..12].copy_from_slice(&tuple_bytes(local, remote));
+        b[12] = b'T';
+        self.key.hash(&b) as u32
+    }
 }
 
 impl fmt::Debug for IsnGenerator {
@@ -246,6 +258,15 @@ mod tests {
             assert_ne!(*isn, base, "variant {i}");
         }
         assert_eq!(gen.isn(t, LOCAL, REMOTE), base, "same inputs, same ISN");
+    }
+
+    #[test]
+    fn timestamp_offsets_differ_per_tuple_and_from_the_isn() {
+        let g = IsnGenerator::new([7; 16]);
+        let (a, b, c) = (addr(0x0a000001, 80), addr(0x0a000002, 40000), addr(0x0a000002, 40001));
+        assert_eq!(g.ts_offset(a, b), g.ts_offset(a, b));
+        assert_ne!(g.ts_offset(a, b), g.ts_offset(a, c));
+        assert_ne!(g.ts_offset(a, b), g.isn(0, a, b).0);
     }
 
     #[test]

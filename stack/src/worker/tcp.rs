@@ -110,6 +110,13 @@ impl TcpTable {
         now.saturating_duration_since(self.epoch).as_micros() as u64
     }
 
+    /// A new connection's timestamp clock at `now`: this worker's millisecond clock plus the
+    /// 4-tuple's offset. Every incarnation of a 4-tuple lands on this worker and continues the same
+    /// clock, so a reopened connection's TSvals are newer than its TIME-WAIT record's (RFC 6191).
+    fn ts_clock(&self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
+        ((self.clock_us(now) / 1000) as u32).wrapping_add(self.isn.ts_offset(local, remote))
+    }
+
     fn insert(&mut self, e: Entry) -> usize {
         let tuple = (e.conn.local(), e.conn.remote());
         let idx = match self.free.pop() {
@@ -249,7 +256,7 @@ impl TcpTable {
                 };
                 let ((app_tx, tx), (rx, app_rx)) =
                     (ByteRing::pooled(p.send_buf, &stack.rings), ByteRing::pooled(p.recv_buf, &stack.rings));
-                let conn = Connection::accept(
+                let mut conn = Connection::accept(
                     now,
                     &params,
                     self.config.clone(),
@@ -259,6 +266,7 @@ impl TcpTable {
                     rx,
                     self.counters.clone(),
                 );
+                conn.set_ts_clock(now, self.ts_clock(now, seg.dst, seg.src));
                 let shared = Arc::new(TcpShared::new(stack.next_id(), seg.dst, seg.src, self.index));
                 let ends = Accepted { shared: shared.clone(), tx: app_tx, rx: app_rx };
                 self.insert(Entry {
@@ -361,7 +369,7 @@ impl TcpTable {
             stack.release_tcp_tuple((req.params.local, req.params.remote));
             return;
         }
-        let conn = Connection::connect(
+        let mut conn = Connection::connect(
             now,
             &req.params,
             self.config.clone(),
@@ -370,6 +378,7 @@ impl TcpTable {
             req.rx,
             self.counters.clone(),
         );
+        conn.set_ts_clock(now, self.ts_clock(now, tuple.0, tuple.1));
         self.insert(Entry {
             conn: Box::new(conn),
             shared: req.shared,
