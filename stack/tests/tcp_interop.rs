@@ -543,8 +543,7 @@ fn syn_cookies_take_over_when_the_syn_queue_is_full() {
 /// An Ethernet/IPv4/TCP SYN from `src:port` to the stack's echo port, with MSS and timestamps.
 fn syn_frame(tb: &Testbed, src: std::net::Ipv4Addr, port: u16) -> Vec<u8> {
     use xdpstack::wire::*;
-    let dst = tb.config.stack_addr;
-    let tcp = TcpRepr {
+    let syn = TcpRepr {
         src_port: port,
         dst_port: 7,
         seq: TcpSeqNumber(1000 + u32::from(port)),
@@ -558,7 +557,21 @@ fn syn_frame(tb: &Testbed, src: std::net::Ipv4Addr, port: u16) -> Vec<u8> {
         timestamp: Some((12345, 0)),
         payload_len: 0,
     };
-    let mut seg = vec![0u8; tcp.header_len()];
+    tcp_frame(tb, src, &syn, &[])
+}
+
+/// An Ethernet/IPv4 frame from `src` (on the peer's end) to the stack carrying `tcp` and `payload`.
+fn tcp_frame(
+    tb: &Testbed,
+    src: std::net::Ipv4Addr,
+    tcp: &xdpstack::wire::TcpRepr,
+    payload: &[u8],
+) -> Vec<u8> {
+    use xdpstack::wire::*;
+    let dst = tb.config.stack_addr;
+    let tcp = TcpRepr { payload_len: payload.len(), ..*tcp };
+    let mut seg = vec![0u8; tcp.header_len() + payload.len()];
+    seg[tcp.header_len()..].copy_from_slice(payload);
     tcp.emit(&mut TcpPacket::new_unchecked(&mut seg[..]), src, dst, ChecksumMode::Full);
     let ip = Ipv4Repr {
         src_addr: src,
@@ -566,7 +579,7 @@ fn syn_frame(tb: &Testbed, src: std::net::Ipv4Addr, port: u16) -> Vec<u8> {
         protocol: IpProtocol::Tcp,
         payload_len: seg.len(),
         ttl: 64,
-        ident: port,
+        ident: tcp.src_port,
         dont_frag: true,
         more_frags: false,
         frag_offset: 0,
@@ -663,59 +676,6 @@ fn kernel_connect_from(tb: &Testbed, port: u16, addr: SocketAddr) -> std::io::Re
     Ok(s)
 }
 
-/// An Ethernet/IPv4/TCP segment from the peer's address, `from_port`, to the stack's `to_port`.
-fn tcp_frame(
-    tb: &Testbed,
-    from_port: u16,
-    to_port: u16,
-    seq: u32,
-    flags: xdpstack::wire::TcpFlags,
-    payload: &[u8],
-) -> Vec<u8> {
-    use xdpstack::wire::*;
-    let (src, dst) = (tb.config.peer_addr, tb.config.stack_addr);
-    let tcp = TcpRepr {
-        src_port: from_port,
-        dst_port: to_port,
-        seq: TcpSeqNumber(seq),
-        ack: Some(TcpSeqNumber(1)),
-        flags,
-        window_len: 64240,
-        max_seg_size: None,
-        window_scale: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload_len: payload.len(),
-    };
-    let mut seg = vec![0u8; tcp.header_len() + payload.len()];
-    seg[tcp.header_len()..].copy_from_slice(payload);
-    tcp.emit(&mut TcpPacket::new_unchecked(&mut seg[..]), src, dst, ChecksumMode::Full);
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Tcp,
-        payload_len: seg.len(),
-        ttl: 64,
-        ident: 1,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        dscp_ecn: 0,
-    };
-    let mut f = vec![0u8; 14 + 20 + seg.len()];
-    EthernetRepr {
-        src: EthernetAddress(tb.peer_mac),
-        dst: EthernetAddress(tb.stack_mac),
-        ethertype: EtherType::Ipv4,
-        vlan: None,
-    }
-    .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
-    ip.emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
-    f[34..].copy_from_slice(&seg);
-    f
-}
-
 #[test]
 fn time_wait_records_answer_for_their_connection_and_yield_to_a_new_syn() {
     use xdpstack::tcp::State;
@@ -752,8 +712,21 @@ fn time_wait_records_answer_for_their_connection_and_yield_to_a_new_syn() {
     // Out-of-place data on the record's 4-tuple gets the record's last ACK. The kernel, whose
     // socket is gone, answers that ACK with a reset whose sequence number is the ACK's: exactly the
     // record's RCV.NXT, which ends the record (a wrong ACK would leave it in place).
-    tb.inject_from_peer(vec![tcp_frame(&tb, port, 6300, 777, xdpstack::wire::TcpFlags::PSH, b"stray")])
-        .unwrap();
+    let stray = xdpstack::wire::TcpRepr {
+        src_port: port,
+        dst_port: 6300,
+        seq: xdpstack::wire::TcpSeqNumber(777),
+        ack: Some(xdpstack::wire::TcpSeqNumber(1)),
+        flags: xdpstack::wire::TcpFlags::PSH,
+        window_len: 64240,
+        max_seg_size: None,
+        window_scale: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload_len: 0,
+    };
+    tb.inject_from_peer(vec![tcp_frame(&tb, tb.config.peer_addr, &stray, b"stray")]).unwrap();
     assert!(
         wait_for(Duration::from_secs(3), || counter(&stack, "TWKilled") == 1 && !in_time_wait()),
         "TWKilled {}, table {:?}",

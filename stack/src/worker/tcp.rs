@@ -220,7 +220,8 @@ impl TcpTable {
 
     fn on_syn(&mut self, now: Instant, key: SocketAddrV4, seg: TcpInput<'_>, stack: &StackShared) {
         let tick = cookie_tick(self.epoch, now);
-        let ts_now = self.clock_us(now) as u32 / 1000;
+        // A cookie connection continues the clock its SYN-ACK's TSval starts: the 4-tuple's clock.
+        let ts_now = self.ts_clock(now, seg.dst, seg.src);
         let l = self.listeners.get_mut(&key).expect("listener_key found it");
         if l.shared.accept_full() {
             // Linux drops SYNs while the accept queue is full.
