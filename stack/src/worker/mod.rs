@@ -4,8 +4,8 @@
 //!
 //! One turn of the loop: drain commands; for each socket reap completions, refill the fill ring and
 //! process a batch of received frames; run due timers; share learned neighbours; flush TX. With nothing
-//! to do it spins briefly, then sleeps in poll(2) on its sockets and its wake-up eventfd (unless
-//! busy-polling, when it never sleeps).
+//! to do it spins briefly (yielding the core to any thread that wants it), then sleeps in poll(2) on
+//! its sockets and its wake-up eventfd (unless busy-polling, when it never sleeps or yields).
 
 mod command;
 mod device;
@@ -40,7 +40,10 @@ use crate::xsk::{self, FramePool, RxBatch, Umem, XdpStatistics, XskSocket};
 const BATCH: usize = 64;
 /// Commands handled per turn (so that a flood of sends cannot starve receive).
 const COMMANDS_PER_TURN: usize = 256;
-/// Idle spinning before sleeping, when not busy-polling.
+/// Idle spinning before sleeping, when not busy-polling. Each idle turn yields the core
+/// (`sched_yield`): a worker usually shares its core with the application threads it serves, and a
+/// hard spin kept the one it had just woken from running (blocking mode, one run each: connections/s
+/// stack↔stack 14.0k → 21.1k, UDP echo per core 1.73× → 1.97× the kernel's, TCP bulk 0.59× → 0.68×).
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 /// Idle turns (no command, no frame) that reuse the last clock reading before the clock is read
 /// again for the timers. A turn costs well under a microsecond, so timers fire at most a few
@@ -495,7 +498,7 @@ impl Worker {
         }
         let since = *self.idle_since.get_or_insert(now);
         if now.duration_since(since) < SPIN_BEFORE_SLEEP {
-            std::hint::spin_loop();
+            std::thread::yield_now();
             return;
         }
         self.sleep(now);
