@@ -50,7 +50,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::ptr::{self, NonNull};
 use std::slice;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -68,6 +68,9 @@ pub struct ByteRing {
     tail: CachePadded<AtomicUsize>,
     producer_closed: AtomicBool,
     consumer_closed: AtomicBool,
+    /// Why the producer closed, when it was not a clean end (an errno; 0: none). Stored before
+    /// `producer_closed`, so a consumer that sees the close sees the reason.
+    close_errno: AtomicI32,
     /// `capacity - 1`; the capacity is a power of two.
     mask: usize,
     /// `mask + 1` bytes from `alloc_ring`; freed (or given to `pool`) in `Drop`.
@@ -262,6 +265,7 @@ impl ByteRing {
             tail: CachePadded(AtomicUsize::new(0)),
             producer_closed: AtomicBool::new(false),
             consumer_closed: AtomicBool::new(false),
+            close_errno: AtomicI32::new(0),
             mask: capacity - 1,
             buf,
             pool,
@@ -445,6 +449,13 @@ impl Producer {
         self.ring.producer_closed.store(true, Ordering::Release);
     }
 
+    /// Close because of an error (`errno`, not 0): a consumer that sees the close also sees
+    /// [`Consumer::close_errno`], with no window in between.
+    pub fn close_with_errno(&self, errno: i32) {
+        self.ring.close_errno.store(errno, Ordering::Relaxed);
+        self.close();
+    }
+
     /// True once the consumer has closed (or been dropped).
     pub fn is_closed(&self) -> bool {
         self.ring.consumer_closed.load(Ordering::Acquire)
@@ -564,6 +575,15 @@ impl Consumer {
     /// be readable; see [`is_eof`](Self::is_eof).
     pub fn is_closed(&self) -> bool {
         self.ring.producer_closed.load(Ordering::Acquire)
+    }
+
+    /// The error the producer closed with ([`Producer::close_with_errno`]), once
+    /// [`Consumer::is_closed`] has returned true.
+    pub fn close_errno(&self) -> Option<i32> {
+        match self.ring.close_errno.load(Ordering::Relaxed) {
+            0 => None,
+            e => Some(e),
+        }
     }
 
     /// A read-only view of this ring for readiness checks from other threads.
@@ -782,6 +802,20 @@ mod tests {
         let (p, c) = ByteRing::new(8);
         drop(p);
         assert!(c.is_eof());
+        assert_eq!(c.close_errno(), None, "a plain close carries no error");
+    }
+
+    #[test]
+    fn a_close_with_an_error_carries_it_across_threads() {
+        for _ in 0..200 {
+            let (p, c) = ByteRing::new(8);
+            let t = std::thread::spawn(move || p.close_with_errno(libc::ECONNRESET));
+            while !c.is_closed() {
+                std::hint::spin_loop();
+            }
+            assert_eq!(c.close_errno(), Some(libc::ECONNRESET), "seen closed, so the reason is visible");
+            t.join().unwrap();
+        }
     }
 
     #[derive(Debug, Clone)]

@@ -501,6 +501,12 @@ impl TcpStream {
         })
     }
 
+    /// The connection's error: the receive ring carries it with its close, which the application
+    /// can see before the worker has published it to the shared state (later in the same turn).
+    fn error(&self) -> Option<io::Error> {
+        self.take_errno().or_else(|| self.rx.close_errno().map(io::Error::from_raw_os_error))
+    }
+
     fn take_errno(&self) -> Option<io::Error> {
         match self.shared.error.load(Ordering::Acquire) {
             0 => None,
@@ -590,7 +596,7 @@ impl TcpStream {
 
     /// The pending error, if any (SO_ERROR).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        Ok(self.take_errno())
+        Ok(self.error())
     }
 
     fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -608,7 +614,7 @@ impl TcpStream {
             }
             if self.rx.is_closed() && self.rx.is_empty() {
                 // End of stream, or the connection died: report the error once, then end of stream.
-                if let Some(e) = self.take_errno() {
+                if let Some(e) = self.error() {
                     if !self.reported.swap(true, Ordering::AcqRel) {
                         return Err(e);
                     }
@@ -647,7 +653,7 @@ impl TcpStream {
             return Ok(0);
         }
         loop {
-            if let Some(e) = self.take_errno() {
+            if let Some(e) = self.error() {
                 return Err(if self.reported.swap(true, Ordering::AcqRel) {
                     io::Error::from_raw_os_error(libc::EPIPE)
                 } else {

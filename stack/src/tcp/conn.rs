@@ -625,7 +625,12 @@ impl Connection {
         }
         self.set_state(State::Closed);
         self.timers.stop_all();
-        self.rx.close();
+        // The reason rides with the close: a reader that sees the end sees why (the socket's shared
+        // state gets the error only when the worker publishes, later in its turn).
+        match self.error {
+            Some(e) => self.rx.close_with_errno(e.errno()),
+            None => self.rx.close(),
+        }
         self.events |= events::READABLE | events::WRITABLE | events::STATE;
     }
 
