@@ -683,6 +683,16 @@ impl Connection {
 
     /// The TSval of a segment sent at `now`.
     pub(super) fn ts_now(&self, now: Instant) -> u32 {
-        (now.saturating_duration_since(self.epoch).as_millis() as u32).wrapping_add(self.ts_offset)
+        ts_clock(self.epoch, self.ts_offset, now)
     }
+}
+
+/// A timestamp clock that read `offset` at `epoch`, at `now` (milliseconds, wrapping).
+pub(super) fn ts_clock(epoch: Instant, offset: u32, now: Instant) -> u32 {
+    (now.saturating_duration_since(epoch).as_millis() as u32).wrapping_add(offset)
+}
+
+/// Timestamp `a` is later than `b` (RFC 7323 §5.3: modulo 2^32, as sequence numbers).
+pub(super) fn ts_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }

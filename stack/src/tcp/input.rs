@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::conn::{events, Connection};
+use super::conn::{events, ts_after, Connection};
 use super::recovery::DUP_THRESH;
 use super::timers::Timer;
 use super::{State, TcpError};
@@ -106,7 +106,7 @@ impl Connection {
         // RFC 7323 §5.3 R1 (PAWS): a segment whose timestamp is older than TS.Recent is a duplicate.
         if self.ts_enabled && !rst {
             if let Some((tsval, _)) = seg.timestamp {
-                if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+                if ts_after(self.ts_recent, tsval) {
                     self.counters.tcp_paws_estab.inc();
                     self.ack_now = true;
                     return;

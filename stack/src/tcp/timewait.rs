@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::conn::Connection;
+use super::conn::{ts_after, ts_clock, Connection};
 use super::State;
 use crate::wire::{TcpFlags, TcpRepr, TcpSeqNumber as Seq};
 
@@ -90,7 +90,7 @@ impl TimeWait {
         // RFC 7323 §5.3 (PAWS): a timestamp older than TS.Recent marks an old duplicate.
         let paws_reject = self.ts_enabled
             && !rst
-            && seg.timestamp.is_some_and(|(tsval, _)| (tsval.wrapping_sub(self.ts_recent) as i32) < 0);
+            && seg.timestamp.is_some_and(|(tsval, _)| ts_after(self.ts_recent, tsval));
         if !paws_reject {
             if seg.seq == self.rcv_nxt && (seg_len == 0 || rst) {
                 // In sequence, nothing in it: a bare ACK, or a reset that ends the wait.
@@ -99,8 +99,8 @@ impl TimeWait {
             }
             // RFC 6191: a SYN whose sequence number (or timestamp) is beyond the old connection's
             // cannot be one of its duplicates.
-            let newer_ts = self.ts_enabled
-                && seg.timestamp.is_some_and(|(tsval, _)| (tsval.wrapping_sub(self.ts_recent) as i32) > 0);
+            let newer_ts =
+                self.ts_enabled && seg.timestamp.is_some_and(|(tsval, _)| ts_after(tsval, self.ts_recent));
             if syn && !rst && seg.ack.is_none() && (seg.seq > self.rcv_nxt || newer_ts) {
                 return TimeWaitVerdict::Reopen;
             }
@@ -131,7 +131,7 @@ impl TimeWait {
 
     fn take_ts(&mut self, seg: &TcpRepr) {
         if let (true, Some((tsval, _))) = (self.ts_enabled, seg.timestamp) {
-            if (tsval.wrapping_sub(self.ts_recent) as i32) > 0 {
+            if ts_after(tsval, self.ts_recent) {
                 self.ts_recent = tsval;
             }
         }
@@ -139,8 +139,7 @@ impl TimeWait {
 
     /// Our last ACK, again, in answer to `seg`.
     fn ack(&self, now: Instant, seg: &TcpRepr) -> TcpRepr {
-        let ts_now =
-            (now.saturating_duration_since(self.epoch).as_millis() as u32).wrapping_add(self.ts_offset);
+        let ts_now = ts_clock(self.epoch, self.ts_offset, now);
         TcpRepr {
             src_port: seg.dst_port,
             dst_port: seg.src_port,

@@ -50,6 +50,14 @@ struct Entry {
     gen: u32,
 }
 
+impl Entry {
+    /// An active open whose 4-tuple the port table holds for it (until it, or its TIME-WAIT
+    /// record, ends).
+    fn holds_tuple(&self) -> bool {
+        self.listener.is_none() && self.ends.is_none() && self.shared.active_open
+    }
+}
+
 struct ListenEntry {
     listener: Listener,
     shared: Arc<ListenerShared>,
@@ -499,10 +507,7 @@ impl TcpTable {
     /// When the next timer fires.
     pub(crate) fn poll_at(&self) -> Option<Instant> {
         let conns = self.heap.peek().map(|Reverse((t, _, _))| *t);
-        match (conns, self.time_waits.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        conns.into_iter().chain(self.time_waits.next_deadline()).min()
     }
 
     /// Send what the dirty connections and the stateless replies have, publish events to the
@@ -609,7 +614,7 @@ impl TcpTable {
     /// A connection is finished: forget it.
     fn remove(&mut self, idx: usize, stack: &StackShared) {
         let Some((tuple, e)) = self.take(idx) else { return };
-        if e.listener.is_none() && e.ends.is_none() && e.shared.active_open {
+        if e.holds_tuple() {
             stack.release_tcp_tuple(tuple);
         }
     }
@@ -621,7 +626,7 @@ impl TcpTable {
         let entry = TimeWaitEntry {
             tw: TimeWait::from_connection(&e.conn, now),
             id: e.shared.id,
-            release: e.listener.is_none() && e.shared.active_open,
+            release: e.holds_tuple(),
         };
         self.time_waits.insert(tuple, entry);
     }

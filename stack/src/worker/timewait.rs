@@ -71,36 +71,20 @@ impl TimeWaits {
     /// The earliest deadline in the queues (possibly of a record that ended or was restarted: the
     /// caller then finds nothing due, which is harmless).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let a = self.fifo.front().map(|&(t, _)| t);
-        let b = self.later.peek().map(|Reverse((t, _))| *t);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let fifo = self.fifo.front().map(|&(t, _)| t);
+        let later = self.later.peek().map(|Reverse((t, _))| *t);
+        fifo.into_iter().chain(later).min()
     }
 
     /// The next record whose wait is over at `now`, removed.
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<(Tuple, TimeWaitEntry)> {
         loop {
-            let from_fifo = match (self.fifo.front(), self.later.peek()) {
-                (Some(&(a, _)), Some(Reverse((b, _)))) => a <= *b,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => return None,
-            };
-            let tuple = if from_fifo {
-                let &(t, tuple) = self.fifo.front().expect("checked");
-                if t > now {
-                    return None;
-                }
-                self.fifo.pop_front();
-                tuple
+            let t = self.next_deadline().filter(|&t| t <= now)?;
+            let tuple = if self.fifo.front().is_some_and(|&(f, _)| f == t) {
+                self.fifo.pop_front().expect("checked").1
             } else {
-                let &Reverse((t, tuple)) = self.later.peek().expect("checked");
-                if t > now {
-                    return None;
-                }
-                self.later.pop();
+                let Reverse((_, tuple)) =
+                    self.later.pop().expect("the earliest deadline is in one of the two");
                 tuple
             };
             let Some(e) = self.map.get(&tuple) else { continue };
