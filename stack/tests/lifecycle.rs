@@ -114,6 +114,11 @@ fn bad_arguments_get_one_clear_line() {
 #[test]
 fn missing_privileges_get_a_message_naming_the_fix() {
     let tb = testbed(1);
+    // A run directory the unprivileged user may write, so that the refusal comes from what needs the
+    // privilege (loading BPF, opening AF_XDP sockets), not from `/run/xdpstack`.
+    let run_dir = std::env::temp_dir().join(format!("xdpstack-nopriv-{}", std::process::id()));
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::set_permissions(&run_dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let out = tb
         .stack_cmd("setpriv")
         .args([
@@ -126,12 +131,14 @@ fn missing_privileges_get_a_message_naming_the_fix() {
         ])
         .args(["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr()])
         .env("RUST_LOG", "off")
+        .env("XDPSTACK_RUN_DIR", &run_dir)
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&run_dir);
     let (_, stderr) = output_text(&out);
     assert!(!out.status.success());
-    let lower = stderr.to_lowercase();
-    assert!(lower.contains("root") || lower.contains("cap_"), "names the fix: {stderr}");
+    assert!(!stderr.contains("xdpstack-nopriv"), "the run directory was usable, yet: {stderr}");
+    assert!(stderr.contains("CAP_BPF") && stderr.contains("root"), "names the fix: {stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
@@ -139,10 +146,17 @@ fn missing_privileges_get_a_message_naming_the_fix() {
 fn a_second_stack_on_a_busy_interface_is_refused_clearly() {
     let tb = testbed(1);
     let first = start(&tb, |_| {});
+    // Under the same name the control socket refuses first ...
     let (ok, err) = run_bin(&tb, &["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr()]);
     assert!(!ok);
-    let lower = err.to_lowercase();
-    assert!(lower.contains("busy") || lower.contains("already"), "{err}");
+    assert!(err.contains("is already running (pid"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // ... under another name the interface itself does: its XDP hook and its queue are taken.
+    let (ok, err) =
+        run_bin(&tb, &["run", "--iface", &tb.stack_if, "--addr", &tb.stack_cidr(), "--name", "second"]);
+    assert!(!ok);
+    assert!(err.contains("is busy") && err.contains("stop that one first"), "names the fix: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     // The first stack is unharmed.
     let out = peer_run(&tb, "ping", &["-c", "2", "-W", "2", &stack_ip(&tb)]);
     assert!(out.contains("2 received"), "{out}");
@@ -180,4 +194,61 @@ fn another_xdp_program_and_a_too_large_mtu_get_clear_errors() {
     let (stdout, stderr) = output_text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("Generic XDP"), "{stdout}");
+}
+
+#[test]
+fn testbed_up_and_down_make_and_remove_the_namespaces() {
+    // A name of our own (at most 10 characters), unique to this run.
+    let name = format!("cli{}", std::process::id() % 10_000_000);
+    let out = std::process::Command::new(BIN)
+        .args(["testbed", "up", "--name", &name, "--queues", "2"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = output_text(&out);
+    let tb =
+        Testbed::existing(&name).unwrap_or_else(|e| panic!("no testbed after `up` ({e}): {stdout}{stderr}"));
+    // From here on the namespaces are ours to remove, whatever fails.
+    let guard = TestbedGuard(name.clone());
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("netns {}", tb.stack_ns)) && stdout.contains("10.77.0.1/24"),
+        "{stdout}"
+    );
+    let link = tb.peer_cmd("ip").args(["-o", "addr", "show", "dev", &tb.peer_if]).output().unwrap();
+    assert!(String::from_utf8_lossy(&link.stdout).contains("10.77.0.1/24"), "peer address");
+    let queues = tb.stack_cmd("ls").arg(format!("/sys/class/net/{}/queues", tb.stack_if)).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&queues.stdout).matches("rx-").count(), 2, "two RX queues");
+    let offload = tb.peer_cmd("ethtool").args(["-k", &tb.peer_if]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&offload.stdout).contains("tx-checksumming: off"),
+        "TX checksum offload off on the peer end"
+    );
+    // The stack runs on it, as the printed commands say.
+    let child = spawn_stack(&tb, &[]);
+    wait_until_answering(&tb);
+    signal(&child, libc::SIGINT);
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let out = std::process::Command::new(BIN).args(["testbed", "down", "--name", &name]).output().unwrap();
+    assert!(out.status.success(), "{:?}", output_text(&out));
+    let list = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(!list.contains(&tb.stack_ns) && !list.contains(&tb.peer_ns), "namespaces left: {list}");
+    // A second `down` names the problem.
+    let out = std::process::Command::new(BIN).args(["testbed", "down", "--name", &name]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(output_text(&out).1.contains("no testbed named"), "{:?}", output_text(&out));
+    drop(guard);
+}
+
+/// Removes a testbed made through the CLI if the test fails half-way.
+struct TestbedGuard(String);
+
+impl Drop for TestbedGuard {
+    fn drop(&mut self) {
+        if let Ok(tb) = Testbed::existing(&self.0) {
+            let _ = tb.down();
+        }
+    }
 }

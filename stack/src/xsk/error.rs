@@ -102,8 +102,8 @@ impl fmt::Display for XskError {
             XskError::QueueBusy { ifindex, queue_id } => write!(
                 f,
                 "queue {queue_id} of interface {ifindex} is busy: another AF_XDP socket owns it \
-                 (another program, or a previous instance still tearing down): stop that; if it is \
-                 one of this stack's sockets, a further socket on the queue uses Share::SameQueue"
+                 (another program or xdpstack instance on this interface, or one still tearing \
+                 down); stop that one first"
             ),
             XskError::ZeroCopyUnsupported { ifindex, queue_id } => write!(
                 f,
