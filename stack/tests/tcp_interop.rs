@@ -302,9 +302,23 @@ fn a_kernel_side_abort_resets_the_stack_connection() {
     assert_eq!(s.read(&mut buf).unwrap(), 0, "then end of stream");
     let err = s.write(b"x").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err}");
+    // As getpeername(2) and shutdown(2) on Linux: a reset connection has no peer.
+    assert_eq!(s.peer_addr().unwrap_err().kind(), ErrorKind::NotConnected);
+    assert_eq!(s.shutdown(Shutdown::Both).unwrap_err().kind(), ErrorKind::NotConnected);
     assert_eq!(counter(&stack, "TcpEstabResets"), 1);
-    drop(s);
+
+    // A connection whose stack stops under it is aborted, in both directions.
+    let k = kernel_connect(&tb, "10.77.0.2:6100").unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    assert!(s.peer_addr().is_ok());
+    drop(listener);
     finish(stack);
+    // The error once (not an end of stream the application could take for the peer's FIN), then
+    // as after a reset.
+    assert_eq!(s.read(&mut buf).unwrap_err().kind(), ErrorKind::ConnectionAborted);
+    assert_eq!(s.write(b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
+    assert_eq!(s.peer_addr().unwrap_err().kind(), ErrorKind::NotConnected);
+    drop(k);
 }
 
 /// Connections of the peer's kernel in `state`, from `ss`.

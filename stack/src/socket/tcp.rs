@@ -521,8 +521,17 @@ impl TcpStream {
         let _ = self.stack.kick_tcp(&self.shared, what);
     }
 
-    /// The peer's address.
+    /// Whether the connection still has a peer: not reset, timed out or fully closed (Linux's
+    /// TCP_CLOSE), where `peer_addr` and `shutdown` give ENOTCONN.
+    fn connected(&self) -> bool {
+        self.error().is_none() && !matches!(self.shared.state(), State::Closed | State::SynSent)
+    }
+
+    /// The peer's address (NotConnected once the connection is gone, as getpeername(2)).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        if !self.connected() {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
         Ok(SocketAddr::V4(self.shared.remote))
     }
 
@@ -536,7 +545,9 @@ impl TcpStream {
         self.fd
     }
 
-    /// Shut down reading, writing or both (writing: our FIN goes after the queued data).
+    /// Shut down reading, writing or both (writing: our FIN goes after the queued data). On a
+    /// connection that is gone the directions are still marked shut, and the answer is NotConnected,
+    /// as shutdown(2) on Linux.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         if matches!(how, Shutdown::Read | Shutdown::Both) {
             self.read_shut.store(true, Ordering::Release);
@@ -544,6 +555,9 @@ impl TcpStream {
         if matches!(how, Shutdown::Write | Shutdown::Both) && !self.write_shut.swap(true, Ordering::AcqRel) {
             self.tx.close();
             self.kick(Kick::Activity);
+        }
+        if !self.connected() {
+            return Err(io::ErrorKind::NotConnected.into());
         }
         Ok(())
     }

@@ -583,6 +583,18 @@ impl Connection {
         self.enter_closed(Some(TcpError::Aborted));
     }
 
+    /// The stack stops under the connection: if the peer's stream is not complete yet, go to CLOSED
+    /// with ECONNABORTED for the application (not an end of stream it could take for the peer's FIN),
+    /// sending nothing: the interface is no longer ours.
+    pub fn abandon(&mut self) {
+        if matches!(
+            self.state,
+            State::SynSent | State::SynReceived | State::Established | State::FinWait1 | State::FinWait2
+        ) {
+            self.enter_closed(Some(TcpError::Aborted));
+        }
+    }
+
     /// The sequence number just past the application's data (where our FIN goes).
     pub(super) fn data_end(&self) -> Seq {
         self.snd_una_data() + self.tx.len()

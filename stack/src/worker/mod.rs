@@ -196,7 +196,8 @@ impl Worker {
     }
 
     /// Take the worker apart at the end: its report, and the parts the stack accounts for.
-    pub(crate) fn exit(self, report: WorkerReport) -> WorkerExit {
+    pub(crate) fn exit(mut self, report: WorkerReport) -> WorkerExit {
+        self.tcp.abandon_all();
         WorkerExit { report, socks: self.socks, pool: self.pool, batch: self.batch }
     }
 

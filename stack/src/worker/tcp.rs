@@ -595,6 +595,14 @@ impl TcpTable {
         e.listener = None;
     }
 
+    /// The worker stops: every connection still open tells its application that it was aborted.
+    pub(crate) fn abandon_all(&mut self) {
+        for e in self.slots.iter_mut().flatten() {
+            e.conn.abandon();
+            e.shared.publish(&e.conn, events::STATE | events::READABLE | events::WRITABLE);
+        }
+    }
+
     /// Free slot `idx` and tell the application the connection's final state.
     fn take(&mut self, idx: usize) -> Option<(Tuple, Entry)> {
         let e = self.slots[idx].take()?;
