@@ -7,10 +7,11 @@
 //! (little-endian on x86) 32-bit number in hex, as the kernel prints the `__be32` it holds, so
 //! `127.0.0.1:22` is `0100007F:0016`; states are the numbers of `include/net/tcp_states.h`. Fields the
 //! stack has no equivalent for (kernel pointers, timers, reference counts) are zeros, as an
-//! unprivileged reader of the kernel's files sees them. The queues of a UDP or raw socket count the
-//! payload bytes waiting, as the kernel's do. `sl` numbers each file's own rows from 0 (the kernel
-//! prints a running count in `net/tcp` and the hash bucket in `net/udp` and `net/raw`; scripts do not
-//! read it).
+//! unprivileged reader of the kernel's files sees them. rx_queue of a UDP or raw socket counts
+//! bytes, not datagrams: the bytes of the datagrams waiting (a raw socket's with their IP headers),
+//! where the kernel counts the memory its buffers for them take. `sl` numbers each file's own rows
+//! from 0 (the kernel prints a running count in `net/tcp` and the hash bucket in `net/udp` and
+//! `net/raw`; scripts do not read it).
 
 use std::fmt::Write as _;
 use std::net::SocketAddrV4;
