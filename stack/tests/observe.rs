@@ -2,7 +2,8 @@
 //! veth testbed with real kernel traffic, the `/proc/net`-format files read by a parser written here
 //! (independent of the stack's formatter), the control socket's answers to malformed requests,
 //! and the errors for unknown, stale, busy and forbidden instances; two stacks under one run
-//! directory; raw sockets in `ss -w` and `net/raw`.
+//! directory; raw sockets in `ss -w` and `net/raw`; ICMP and TCP counters against the traffic sent
+//! (TCP segments against the stack's own capture of the exchange, counted by tshark).
 
 mod common;
 
@@ -16,6 +17,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
+use xdpstack::phy::PcapConfig;
 use xdpstack::tcp::State;
 use xdpstack::testbed::Testbed;
 use xdpstack::{Config, RawSocket, SocketKind, Stack, TcpListener, UdpSocket};
@@ -542,5 +544,190 @@ fn raw_sockets_in_ss_w_and_net_raw() {
     assert!(parse_proc_net(&text).is_empty(), "{text}");
     drop((listener, udp));
     finish(stack);
+    let _ = std::fs::remove_dir_all(&rd);
+}
+
+#[test]
+fn icmp_counters_move_by_exactly_the_pings_sent() {
+    let tb = testbed(1);
+    let rd = run_dir("icmp");
+    let name = format!("obs-icmp-{}", std::process::id());
+    let stack = start_named(&tb, &rd, &name, |_| {});
+    // One ping first, so that ARP is settled before the counted ones.
+    let out = peer_run(&tb, "ping", &["-c", "1", "-W", "2", &stack_ip(&tb)]);
+    assert!(out.contains("1 received"), "{out}");
+
+    const N: u64 = 5;
+    let before = stat_of(&rd, &name);
+    let out = peer_run(&tb, "ping", &["-c", &N.to_string(), "-i", "0.2", "-W", "2", &stack_ip(&tb)]);
+    assert!(out.contains(&format!("{N} packets transmitted, {N} received")), "{out}");
+    let names = [
+        "IcmpInMsgs",
+        "IcmpInEchos",
+        "IcmpOutMsgs",
+        "IcmpOutEchoReps",
+        "IcmpInErrors",
+        "IcmpInEchoReps",
+        "IpInReceives",
+        "IpInDelivers",
+        "IpOutRequests",
+    ];
+    let mut after = stat_of(&rd, &name);
+    // The counters are written before each reply leaves; the wait only covers the reading side.
+    wait_for(Duration::from_secs(3), || {
+        after = stat_of(&rd, &name);
+        after["IcmpOutEchoReps"] - before["IcmpOutEchoReps"] >= N
+    });
+    assert_eq!(
+        deltas(&before, &after, &names),
+        [
+            ("IcmpInMsgs", N),
+            ("IcmpInEchos", N),
+            ("IcmpOutMsgs", N),
+            ("IcmpOutEchoReps", N),
+            ("IcmpInErrors", 0),
+            ("IcmpInEchoReps", 0),
+            ("IpInReceives", N),
+            ("IpInDelivers", N),
+            ("IpOutRequests", N),
+        ]
+    );
+    finish(stack);
+    let _ = std::fs::remove_dir_all(&rd);
+}
+
+/// Frames of the capture matching a display filter, counted by tshark.
+fn tshark_count(file: &Path, filter: &str) -> u64 {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(file)
+        .args(["-Y", filter, "-T", "fields", "-e", "frame.number"])
+        .output()
+        .expect("tshark is installed (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().count() as u64
+}
+
+#[test]
+fn tcp_counters_match_the_segments_in_the_stacks_own_capture() {
+    let tb = testbed(1);
+    let rd = run_dir("tcp");
+    let name = format!("obs-tcp-{}", std::process::id());
+    let file = std::env::temp_dir().join(format!("xdpstack-observe-{}-tcp.pcap", std::process::id()));
+    let path = file.clone();
+    let stack = start_named(&tb, &rd, &name, move |c| c.pcap = Some(PcapConfig::new(path)));
+    let listener = TcpListener::bind(&stack, "0.0.0.0:5401").unwrap();
+    let out = peer_run(&tb, "ping", &["-c", "1", "-W", "2", &stack_ip(&tb)]);
+    assert!(out.contains("1 received"), "{out}");
+    let names = [
+        "TcpActiveOpens",
+        "TcpPassiveOpens",
+        "TcpAttemptFails",
+        "TcpEstabResets",
+        "TcpOutRsts",
+        "TcpInSegs",
+        "TcpOutSegs",
+    ];
+
+    // One connection from the kernel: a request, an answer; the kernel closes first.
+    let before = stat_of(&rd, &name);
+    let mut kernel = tb.in_peer_ns(|| std::net::TcpStream::connect("10.77.0.2:5401")).unwrap().unwrap();
+    kernel.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let open = stat_of(&rd, &name);
+    assert_eq!(open["TcpCurrEstab"], before["TcpCurrEstab"] + 1);
+    kernel.write_all(b"request\n").unwrap();
+    let mut buf = [0u8; 16];
+    conn.read_exact(&mut buf[..8]).unwrap();
+    conn.write_all(b"answer\n").unwrap();
+    kernel.read_exact(&mut buf[..7]).unwrap();
+    kernel.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(conn.read(&mut buf).unwrap(), 0);
+    drop(conn);
+    assert_eq!(kernel.read(&mut buf).unwrap(), 0);
+    drop(kernel);
+    // The stack's side ends when the kernel's last ACK arrives (LAST-ACK to CLOSED).
+    let closed = wait_for(Duration::from_secs(5), || {
+        stack.socket_table().unwrap().iter().all(|s| s.state == Some(State::Listen))
+    });
+    assert!(closed, "{:?}", stack.socket_table());
+    let after = stat_of(&rd, &name);
+    assert_eq!(after["TcpCurrEstab"], before["TcpCurrEstab"]);
+    let conn_deltas = deltas(&before, &after, &names);
+
+    // A kernel connect to a port the stack does not listen on: one SYN in, one RST out.
+    let before = stat_of(&rd, &name);
+    let refused = tb.in_peer_ns(|| std::net::TcpStream::connect("10.77.0.2:5402")).unwrap();
+    assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
+    let mut after = stat_of(&rd, &name);
+    wait_for(Duration::from_secs(3), || {
+        after = stat_of(&rd, &name);
+        after["TcpOutRsts"] > before["TcpOutRsts"]
+    });
+    assert_eq!(
+        deltas(&before, &after, &names),
+        [
+            ("TcpActiveOpens", 0),
+            ("TcpPassiveOpens", 0),
+            ("TcpAttemptFails", 0),
+            ("TcpEstabResets", 0),
+            ("TcpOutRsts", 1),
+            ("TcpInSegs", 1),
+            ("TcpOutSegs", 1),
+        ]
+    );
+
+    // A stack connect to a port the kernel does not listen on: one SYN out, the kernel's RST in.
+    let before = stat_of(&rd, &name);
+    let err = xdpstack::TcpStream::connect(&stack, "10.77.0.1:5403").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    let after = stat_of(&rd, &name);
+    assert_eq!(
+        deltas(&before, &after, &names),
+        [
+            ("TcpActiveOpens", 1),
+            ("TcpPassiveOpens", 0),
+            ("TcpAttemptFails", 1),
+            ("TcpEstabResets", 0),
+            ("TcpOutRsts", 0),
+            ("TcpInSegs", 1),
+            ("TcpOutSegs", 1),
+        ]
+    );
+    drop(listener);
+    finish(stack);
+
+    // The connection's counters against the capture of the same exchange (flushed at shutdown).
+    let seg = |dir: &str, more: &str| {
+        tshark_count(&file, &format!("ip.{dir} == 10.77.0.2 && tcp.port == 5401{more}"))
+    };
+    let (in_segs, out_segs) = (seg("dst", ""), seg("src", ""));
+    assert_eq!(
+        conn_deltas,
+        [
+            ("TcpActiveOpens", 0),
+            ("TcpPassiveOpens", 1),
+            ("TcpAttemptFails", 0),
+            ("TcpEstabResets", 0),
+            ("TcpOutRsts", 0),
+            ("TcpInSegs", in_segs),
+            ("TcpOutSegs", out_segs),
+        ]
+    );
+    // The capture is the exchange described: one SYN and one FIN each way and the payloads once
+    // (not counting resends, which a slow machine may cause), and at least the handshake's ACK,
+    // the request and the ACK of our FIN beside the kernel's SYN and FIN.
+    let first = " && !tcp.analysis.retransmission";
+    assert_eq!(seg("dst", &format!(" && tcp.flags.syn == 1 && tcp.flags.ack == 0{first}")), 1);
+    assert_eq!(seg("src", &format!(" && tcp.flags.syn == 1 && tcp.flags.ack == 1{first}")), 1);
+    assert_eq!(seg("dst", &format!(" && tcp.flags.fin == 1{first}")), 1);
+    assert_eq!(seg("src", &format!(" && tcp.flags.fin == 1{first}")), 1);
+    assert_eq!(seg("dst", &format!(" && tcp.len == 8{first}")), 1);
+    assert_eq!(seg("src", &format!(" && tcp.len == 7{first}")), 1);
+    assert!(in_segs >= 5 && out_segs >= 3, "in {in_segs}, out {out_segs}");
+    assert_eq!(tshark_count(&file, "tcp.port == 5402"), 2);
+    assert_eq!(tshark_count(&file, "tcp.port == 5403"), 2);
+    assert_eq!(tshark_count(&file, "_ws.malformed"), 0);
+    let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_dir_all(&rd);
 }
