@@ -1,7 +1,9 @@
 //! Seeing a running stack: `xdpstack ss` and `xdpstack stat` (the real binary) against a stack on the
 //! veth testbed with real kernel traffic, the `/proc/net`-format files read by a parser written here
 //! (independent of the stack's formatter), the control socket's answers to malformed requests,
-//! and the errors for unknown, stale, busy and forbidden instances.
+//! and the errors for unknown, stale, busy and forbidden instances; two stacks under one run
+//! directory; raw sockets in `ss -w` and `net/raw`; ICMP and TCP counters against the traffic sent
+//! (TCP segments against the stack's own capture of the exchange, counted by tshark).
 
 mod common;
 
@@ -15,8 +17,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
+use xdpstack::phy::PcapConfig;
 use xdpstack::tcp::State;
-use xdpstack::{SocketKind, TcpListener, UdpSocket};
+use xdpstack::testbed::Testbed;
+use xdpstack::{Config, RawSocket, SocketKind, Stack, TcpListener, UdpSocket};
 
 fn run_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("xdpstack-observe-{}-{tag}", std::process::id()));
@@ -53,8 +57,20 @@ fn ss_rows(text: &str) -> Vec<Vec<String>> {
     lines.map(|l| l.split_whitespace().map(String::from).collect()).collect()
 }
 
-/// An independent reader of the kernel's /proc/net/{tcp,udp} layout: (local, remote, state, inode).
-fn parse_proc_net(text: &str) -> Vec<(SocketAddrV4, SocketAddrV4, u8, u64)> {
+/// One row of a `/proc/net/{tcp,udp,raw}` file, read field by field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProcRow {
+    sl: u32,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    st: u8,
+    tx_queue: u32,
+    rx_queue: u32,
+    inode: u64,
+}
+
+/// An independent reader of the kernel's /proc/net/{tcp,udp,raw} layout.
+fn parse_proc_net(text: &str) -> Vec<ProcRow> {
     let mut lines = text.lines();
     let header = lines.next().expect("header line");
     let cols: Vec<&str> = header.split_whitespace().collect();
@@ -67,17 +83,32 @@ fn parse_proc_net(text: &str) -> Vec<(SocketAddrV4, SocketAddrV4, u8, u64)> {
         let ip = Ipv4Addr::from(raw.to_le_bytes());
         SocketAddrV4::new(ip, u16::from_str_radix(p, 16).expect("hex port"))
     };
+    let hex_pair = |s: &str, widths: (usize, usize)| {
+        let (a, b) = s.split_once(':').unwrap_or_else(|| panic!("a:b expected, got {s}"));
+        assert_eq!((a.len(), b.len()), widths, "{s}");
+        (u32::from_str_radix(a, 16).expect("hex"), u32::from_str_radix(b, 16).expect("hex"))
+    };
     lines
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            assert!(f[0].ends_with(':') && f[0].trim_end_matches(':').parse::<u32>().is_ok(), "{l}");
-            let (tx, rx) = f[4].split_once(':').expect("tx:rx");
-            assert!(u32::from_str_radix(tx, 16).is_ok() && u32::from_str_radix(rx, 16).is_ok(), "{l}");
+            assert!(f.len() >= 10, "{l}");
+            let sl = f[0].strip_suffix(':').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("sl: {l}"));
+            let (tx_queue, rx_queue) = hex_pair(f[4], (8, 8));
+            hex_pair(f[5], (2, 8)); // tr:tm->when
+            assert!(f[6].len() == 8 && u32::from_str_radix(f[6], 16).is_ok(), "retrnsmt: {l}");
             assert!(f[7].parse::<u32>().is_ok(), "uid: {l}");
+            assert!(f[8].parse::<u64>().is_ok(), "timeout: {l}");
             let st = u8::from_str_radix(f[3], 16).expect("hex state");
-            (addr(f[1]), addr(f[2]), st, f[9].parse().expect("inode"))
+            assert_eq!(f[3].len(), 2, "{l}");
+            let inode = f[9].parse().expect("inode");
+            ProcRow { sl, local: addr(f[1]), remote: addr(f[2]), st, tx_queue, rx_queue, inode }
         })
         .collect()
+}
+
+/// (local, remote, state) of each row.
+fn endpoints(rows: &[ProcRow]) -> Vec<(SocketAddrV4, SocketAddrV4, u8)> {
+    rows.iter().map(|r| (r.local, r.remote, r.st)).collect()
 }
 
 fn stat_map(text: &str) -> HashMap<String, u64> {
@@ -175,17 +206,14 @@ fn ss_and_proc_files_show_exactly_the_sockets_that_exist() {
 
     // The /proc-format files, rewritten by that request.
     let tcp = parse_proc_net(&std::fs::read_to_string(dir.join("net/tcp")).unwrap());
-    let got: BTreeSet<_> = tcp.iter().map(|(l, r, st, _)| (*l, *r, *st)).collect();
+    let got: BTreeSet<_> = endpoints(&tcp).into_iter().collect();
     let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
     let stack_addr = SocketAddrV4::new(tb.config.stack_addr, 5001);
     let want: BTreeSet<_> =
         [("0.0.0.0:5001".parse().unwrap(), any, 0x0A), (stack_addr, kernel_addr, 0x01)].into_iter().collect();
     assert_eq!(got, want);
     let udp_rows = parse_proc_net(&std::fs::read_to_string(dir.join("net/udp")).unwrap());
-    assert_eq!(
-        udp_rows.iter().map(|(l, r, st, _)| (*l, *r, *st)).collect::<Vec<_>>(),
-        [("0.0.0.0:5002".parse().unwrap(), any, 0x07)]
-    );
+    assert_eq!(endpoints(&udp_rows), [("0.0.0.0:5002".parse().unwrap(), any, 0x07)]);
     assert!(std::fs::read_to_string(dir.join("net/raw")).unwrap().starts_with("  sl  local_address"));
 
     // A malformed control request gets an error answer; the stack carries on.
@@ -222,7 +250,7 @@ fn ss_and_proc_files_show_exactly_the_sockets_that_exist() {
     assert_eq!(rows[0][..7], ["tcp", "TIME-WAIT", "0", "0", "10.77.0.2:5001", &kernel_addr.to_string(), "-"]);
     assert!(ss_rows(&ss(&[])).is_empty(), "TIME-WAIT is not shown without -a, as in ss");
     let tcp = parse_proc_net(&std::fs::read_to_string(dir.join("net/tcp")).unwrap());
-    assert!(tcp.iter().any(|(l, r, st, _)| *l == stack_addr && *r == kernel_addr && *st == 0x06), "{tcp:?}");
+    assert!(endpoints(&tcp).contains(&(stack_addr, kernel_addr, 0x06)), "{tcp:?}");
     let table = stack.socket_table().unwrap();
     assert_eq!(table.iter().filter(|s| s.kind == SocketKind::Tcp).count(), 2, "{table:?}");
 
@@ -346,5 +374,360 @@ fn stat_counts_exactly_the_traffic_and_stale_or_busy_names_are_reported() {
 
     drop(sock);
     finish(stack);
+    let _ = std::fs::remove_dir_all(&rd);
+}
+
+/// A stack on `tb` answering on `RUN_DIR/name/control`.
+fn start_named(tb: &Testbed, rd: &Path, name: &str, tweak: impl FnOnce(&mut Config)) -> Stack {
+    let (rd, name) = (rd.to_path_buf(), name.to_string());
+    start(tb, move |c| {
+        c.name = Some(name);
+        c.run_dir = Some(rd);
+        tweak(c);
+    })
+}
+
+/// `xdpstack stat -z --name NAME` as a map.
+fn stat_of(rd: &Path, name: &str) -> HashMap<String, u64> {
+    stat_map(&stdout_of(&["stat", "-z", "--name", name, "--run-dir", rd.to_str().unwrap()]))
+}
+
+/// `xdpstack ss --name NAME EXTRA...` as rows.
+fn ss_of(rd: &Path, name: &str, extra: &[&str]) -> Vec<Vec<String>> {
+    let mut a = vec!["ss", "--name", name, "--run-dir", rd.to_str().unwrap()];
+    a.extend_from_slice(extra);
+    ss_rows(&stdout_of(&a))
+}
+
+/// How much each counter in `names` moved from `before` to `after`.
+fn deltas(
+    before: &HashMap<String, u64>,
+    after: &HashMap<String, u64>,
+    names: &[&'static str],
+) -> Vec<(&'static str, u64)> {
+    names.iter().map(|n| (*n, after[*n].wrapping_sub(before[*n]))).collect()
+}
+
+#[test]
+fn two_stacks_under_one_run_directory_each_show_their_own() {
+    let (tb_a, tb_b) = (testbed(1), testbed(1));
+    let rd = run_dir("two");
+    let pid = std::process::id();
+    let (a, b) = (format!("obs-a-{pid}"), format!("obs-b-{pid}"));
+    let stack_a = start_named(&tb_a, &rd, &a, |_| {});
+    let stack_b = start_named(&tb_b, &rd, &b, |_| {});
+    let udp = UdpSocket::bind(&stack_a, "0.0.0.0:6101").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let listener = TcpListener::bind(&stack_b, "0.0.0.0:6102").unwrap();
+
+    // Each instance's socket table holds its own socket only.
+    let brief = |rows: Vec<Vec<String>>| {
+        rows.into_iter().map(|r| [&r[0], &r[1], &r[4], &r[6]].map(|c| c.to_string())).collect::<Vec<_>>()
+    };
+    let ufd = udp.descriptor().to_string();
+    let lfd = listener.descriptor().to_string();
+    assert_eq!(brief(ss_of(&rd, &a, &["-a"])), [["udp", "UNCONN", "0.0.0.0:6101", ufd.as_str()]]);
+    assert_eq!(brief(ss_of(&rd, &b, &["-a"])), [["tcp", "LISTEN", "0.0.0.0:6102", lfd.as_str()]]);
+
+    // Traffic to one stack moves that stack's counters only.
+    const N: u64 = 7;
+    const M: u64 = 3;
+    let (before_a, before_b) = (stat_of(&rd, &a), stat_of(&rd, &b));
+    let peer = peer_udp(&tb_a, "10.77.0.1:0");
+    let mut buf = [0u8; 64];
+    for i in 0..N {
+        peer.send_to(&[i as u8; 12], "10.77.0.2:6101").unwrap();
+        udp.recv_from(&mut buf).unwrap();
+    }
+    let out = peer_run(&tb_b, "ping", &["-c", &M.to_string(), "-i", "0.2", "-W", "2", &stack_ip(&tb_b)]);
+    assert!(out.contains(&format!("{M} received")), "{out}");
+    let (after_a, after_b) = (stat_of(&rd, &a), stat_of(&rd, &b));
+    let names = ["UdpInDatagrams", "IcmpInEchos", "IcmpOutEchoReps"];
+    assert_eq!(
+        deltas(&before_a, &after_a, &names),
+        [("UdpInDatagrams", N), ("IcmpInEchos", 0), ("IcmpOutEchoReps", 0)]
+    );
+    assert_eq!(
+        deltas(&before_b, &after_b, &names),
+        [("UdpInDatagrams", 0), ("IcmpInEchos", M), ("IcmpOutEchoReps", M)]
+    );
+
+    // Without --name there is no one stack to choose: one line, non-zero exit, for ss and stat.
+    let rds = rd.to_str().unwrap();
+    for cmd in ["ss", "stat"] {
+        let out = xdpstack(&[cmd, "--run-dir", rds]);
+        let err = one_line_error(&out, Some(1));
+        assert_eq!(
+            err,
+            format!("xdpstack: error: several stacks are running ({a}, {b}): choose one with --name\n")
+        );
+        assert!(out.stdout.is_empty(), "{cmd}");
+    }
+
+    // Once one stops, the other is the one chosen.
+    drop(listener);
+    finish(stack_b);
+    let rows = ss_rows(&stdout_of(&["ss", "-a", "--run-dir", rds]));
+    assert_eq!(brief(rows), [["udp", "UNCONN", "0.0.0.0:6101", ufd.as_str()]]);
+    drop(udp);
+    finish(stack_a);
+    let _ = std::fs::remove_dir_all(&rd);
+}
+
+#[test]
+fn raw_sockets_in_ss_w_and_net_raw() {
+    let tb = testbed(1);
+    let rd = run_dir("raw");
+    let name = format!("obs-raw-{}", std::process::id());
+    let stack = start_named(&tb, &rd, &name, |_| {});
+    let dir = rd.join(&name);
+    // A TCP listener and a UDP socket too, so that the raw table is not the only one.
+    let listener = TcpListener::bind(&stack, "0.0.0.0:5301").unwrap();
+    let udp = UdpSocket::bind(&stack, "0.0.0.0:5302").unwrap();
+    let icmp = RawSocket::open(&stack, 1).unwrap();
+    icmp.bind(tb.config.stack_addr).unwrap();
+    let exp = RawSocket::open(&stack, 253).unwrap();
+
+    // The kernel peer's ping leaves a copy of its echo request (an 84-byte datagram: 20 bytes of IP
+    // header, 8 of ICMP header, ping's 56 of data) waiting in the raw ICMP socket.
+    let out = peer_run(&tb, "ping", &["-c", "1", "-W", "2", &stack_ip(&tb)]);
+    assert!(out.contains("1 received"), "{out}");
+    let queued = wait_for(Duration::from_secs(3), || {
+        ss_of(&rd, &name, &["-a", "-w"]).iter().any(|r| r[4].ends_with(":1") && r[2] != "0")
+    });
+    assert!(queued, "{:?}", ss_of(&rd, &name, &["-a", "-w"]));
+
+    // Unconnected raw sockets are in state CLOSE: as iproute2's ss, -w alone does not list them, -a
+    // and -l do; -t and -u leave them out.
+    assert!(ss_of(&rd, &name, &["-w"]).is_empty());
+    let icmp_fd = icmp.descriptor().to_string();
+    let exp_fd = exp.descriptor().to_string();
+    let want = [
+        ["raw", "UNCONN", "84", "0", "10.77.0.2:1", "0.0.0.0:*", icmp_fd.as_str(), "0"],
+        ["raw", "UNCONN", "0", "0", "0.0.0.0:253", "0.0.0.0:*", exp_fd.as_str(), "0"],
+    ];
+    assert_eq!(ss_of(&rd, &name, &["-a", "-w"]), want);
+    assert_eq!(ss_of(&rd, &name, &["-l", "-w"]), want);
+    let all = ss_of(&rd, &name, &["-a"]);
+    assert_eq!(all.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["tcp", "udp", "raw", "raw"]);
+    assert!(ss_of(&rd, &name, &["-a", "-t", "-u"]).iter().all(|r| r[0] != "raw"));
+
+    // net/raw, rewritten by those requests: the protocol number in the port field, state 07, the
+    // bytes waiting in rx_queue, and rows numbered from 0 in that file alone.
+    let raw = parse_proc_net(&std::fs::read_to_string(dir.join("net/raw")).unwrap());
+    let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+    assert_eq!(
+        endpoints(&raw),
+        [
+            (SocketAddrV4::new(tb.config.stack_addr, 1), any, 0x07),
+            ("0.0.0.0:253".parse().unwrap(), any, 0x07)
+        ]
+    );
+    assert_eq!(raw.iter().map(|r| r.sl).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(raw.iter().map(|r| (r.tx_queue, r.rx_queue)).collect::<Vec<_>>(), [(0, 84), (0, 0)]);
+    assert_ne!(raw[0].inode, raw[1].inode);
+    for file in ["net/tcp", "net/udp"] {
+        let rows = parse_proc_net(&std::fs::read_to_string(dir.join(file)).unwrap());
+        assert_eq!(rows.iter().map(|r| r.sl).collect::<Vec<_>>(), [0], "{file}: {rows:?}");
+    }
+
+    // What rx_queue counted is the datagram the socket hands over.
+    icmp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = icmp.recv_from(&mut buf).unwrap();
+    assert_eq!((n, from), (84, tb.config.peer_addr));
+    assert_eq!(ss_of(&rd, &name, &["-a", "-w"])[0][2], "0");
+
+    drop((icmp, exp));
+    assert!(ss_of(&rd, &name, &["-a", "-w"]).is_empty());
+    let text = std::fs::read_to_string(dir.join("net/raw")).unwrap();
+    assert!(parse_proc_net(&text).is_empty(), "{text}");
+    drop((listener, udp));
+    finish(stack);
+    let _ = std::fs::remove_dir_all(&rd);
+}
+
+#[test]
+fn icmp_counters_move_by_exactly_the_pings_sent() {
+    let tb = testbed(1);
+    let rd = run_dir("icmp");
+    let name = format!("obs-icmp-{}", std::process::id());
+    let stack = start_named(&tb, &rd, &name, |_| {});
+    // One ping first, so that ARP is settled before the counted ones.
+    let out = peer_run(&tb, "ping", &["-c", "1", "-W", "2", &stack_ip(&tb)]);
+    assert!(out.contains("1 received"), "{out}");
+
+    const N: u64 = 5;
+    let before = stat_of(&rd, &name);
+    let out = peer_run(&tb, "ping", &["-c", &N.to_string(), "-i", "0.2", "-W", "2", &stack_ip(&tb)]);
+    assert!(out.contains(&format!("{N} packets transmitted, {N} received")), "{out}");
+    let names = [
+        "IcmpInMsgs",
+        "IcmpInEchos",
+        "IcmpOutMsgs",
+        "IcmpOutEchoReps",
+        "IcmpInErrors",
+        "IcmpInEchoReps",
+        "IpInReceives",
+        "IpInDelivers",
+        "IpOutRequests",
+    ];
+    let mut after = stat_of(&rd, &name);
+    // The counters are written before each reply leaves; the wait only covers the reading side.
+    wait_for(Duration::from_secs(3), || {
+        after = stat_of(&rd, &name);
+        after["IcmpOutEchoReps"] - before["IcmpOutEchoReps"] >= N
+    });
+    assert_eq!(
+        deltas(&before, &after, &names),
+        [
+            ("IcmpInMsgs", N),
+            ("IcmpInEchos", N),
+            ("IcmpOutMsgs", N),
+            ("IcmpOutEchoReps", N),
+            ("IcmpInErrors", 0),
+            ("IcmpInEchoReps", 0),
+            ("IpInReceives", N),
+            ("IpInDelivers", N),
+            ("IpOutRequests", N),
+        ]
+    );
+    finish(stack);
+    let _ = std::fs::remove_dir_all(&rd);
+}
+
+/// Frames of the capture matching a display filter, counted by tshark.
+fn tshark_count(file: &Path, filter: &str) -> u64 {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(file)
+        .args(["-Y", filter, "-T", "fields", "-e", "frame.number"])
+        .output()
+        .expect("tshark is installed (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().count() as u64
+}
+
+#[test]
+fn tcp_counters_match_the_segments_in_the_stacks_own_capture() {
+    let tb = testbed(1);
+    let rd = run_dir("tcp");
+    let name = format!("obs-tcp-{}", std::process::id());
+    let file = std::env::temp_dir().join(format!("xdpstack-observe-{}-tcp.pcap", std::process::id()));
+    let path = file.clone();
+    let stack = start_named(&tb, &rd, &name, move |c| c.pcap = Some(PcapConfig::new(path)));
+    let listener = TcpListener::bind(&stack, "0.0.0.0:5401").unwrap();
+    let out = peer_run(&tb, "ping", &["-c", "1", "-W", "2", &stack_ip(&tb)]);
+    assert!(out.contains("1 received"), "{out}");
+    let names = [
+        "TcpActiveOpens",
+        "TcpPassiveOpens",
+        "TcpAttemptFails",
+        "TcpEstabResets",
+        "TcpOutRsts",
+        "TcpInSegs",
+        "TcpOutSegs",
+    ];
+
+    // One connection from the kernel: a request, an answer; the kernel closes first.
+    let before = stat_of(&rd, &name);
+    let mut kernel = tb.in_peer_ns(|| std::net::TcpStream::connect("10.77.0.2:5401")).unwrap().unwrap();
+    kernel.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let open = stat_of(&rd, &name);
+    assert_eq!(open["TcpCurrEstab"], before["TcpCurrEstab"] + 1);
+    kernel.write_all(b"request\n").unwrap();
+    let mut buf = [0u8; 16];
+    conn.read_exact(&mut buf[..8]).unwrap();
+    conn.write_all(b"answer\n").unwrap();
+    kernel.read_exact(&mut buf[..7]).unwrap();
+    kernel.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(conn.read(&mut buf).unwrap(), 0);
+    drop(conn);
+    assert_eq!(kernel.read(&mut buf).unwrap(), 0);
+    drop(kernel);
+    // The stack's side ends when the kernel's last ACK arrives (LAST-ACK to CLOSED).
+    let closed = wait_for(Duration::from_secs(5), || {
+        stack.socket_table().unwrap().iter().all(|s| s.state == Some(State::Listen))
+    });
+    assert!(closed, "{:?}", stack.socket_table());
+    let after = stat_of(&rd, &name);
+    assert_eq!(after["TcpCurrEstab"], before["TcpCurrEstab"]);
+    let conn_deltas = deltas(&before, &after, &names);
+
+    // A kernel connect to a port the stack does not listen on: one SYN in, one RST out.
+    let before = stat_of(&rd, &name);
+    let refused = tb.in_peer_ns(|| std::net::TcpStream::connect("10.77.0.2:5402")).unwrap();
+    assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
+    let mut after = stat_of(&rd, &name);
+    wait_for(Duration::from_secs(3), || {
+        after = stat_of(&rd, &name);
+        after["TcpOutRsts"] > before["TcpOutRsts"]
+    });
+    assert_eq!(
+        deltas(&before, &after, &names),
+        [
+            ("TcpActiveOpens", 0),
+            ("TcpPassiveOpens", 0),
+            ("TcpAttemptFails", 0),
+            ("TcpEstabResets", 0),
+            ("TcpOutRsts", 1),
+            ("TcpInSegs", 1),
+            ("TcpOutSegs", 1),
+        ]
+    );
+
+    // A stack connect to a port the kernel does not listen on: one SYN out, the kernel's RST in.
+    let before = stat_of(&rd, &name);
+    let err = xdpstack::TcpStream::connect(&stack, "10.77.0.1:5403").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    let after = stat_of(&rd, &name);
+    assert_eq!(
+        deltas(&before, &after, &names),
+        [
+            ("TcpActiveOpens", 1),
+            ("TcpPassiveOpens", 0),
+            ("TcpAttemptFails", 1),
+            ("TcpEstabResets", 0),
+            ("TcpOutRsts", 0),
+            ("TcpInSegs", 1),
+            ("TcpOutSegs", 1),
+        ]
+    );
+    drop(listener);
+    finish(stack);
+
+    // The connection's counters against the capture of the same exchange (flushed at shutdown).
+    let seg = |dir: &str, more: &str| {
+        tshark_count(&file, &format!("ip.{dir} == 10.77.0.2 && tcp.port == 5401{more}"))
+    };
+    let (in_segs, out_segs) = (seg("dst", ""), seg("src", ""));
+    assert_eq!(
+        conn_deltas,
+        [
+            ("TcpActiveOpens", 0),
+            ("TcpPassiveOpens", 1),
+            ("TcpAttemptFails", 0),
+            ("TcpEstabResets", 0),
+            ("TcpOutRsts", 0),
+            ("TcpInSegs", in_segs),
+            ("TcpOutSegs", out_segs),
+        ]
+    );
+    // The capture is the exchange described: one SYN and one FIN each way and the payloads once
+    // (not counting resends, which a slow machine may cause), and at least the handshake's ACK,
+    // the request and the ACK of our FIN beside the kernel's SYN and FIN.
+    let first = " && !tcp.analysis.retransmission";
+    assert_eq!(seg("dst", &format!(" && tcp.flags.syn == 1 && tcp.flags.ack == 0{first}")), 1);
+    assert_eq!(seg("src", &format!(" && tcp.flags.syn == 1 && tcp.flags.ack == 1{first}")), 1);
+    assert_eq!(seg("dst", &format!(" && tcp.flags.fin == 1{first}")), 1);
+    assert_eq!(seg("src", &format!(" && tcp.flags.fin == 1{first}")), 1);
+    assert_eq!(seg("dst", &format!(" && tcp.len == 8{first}")), 1);
+    assert_eq!(seg("src", &format!(" && tcp.len == 7{first}")), 1);
+    assert!(in_segs >= 5 && out_segs >= 3, "in {in_segs}, out {out_segs}");
+    assert_eq!(tshark_count(&file, "tcp.port == 5402"), 2);
+    assert_eq!(tshark_count(&file, "tcp.port == 5403"), 2);
+    assert_eq!(tshark_count(&file, "_ws.malformed"), 0);
+    let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_dir_all(&rd);
 }

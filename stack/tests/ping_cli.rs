@@ -43,6 +43,26 @@ fn ping_the_kernel_peer_three_times() {
     assert!(nums[0] <= nums[1] && nums[1] <= nums[2], "{rtt}");
 }
 
+/// `-s 1000`: 1000 bytes of data, so 1028-byte datagrams, and replies of 1008 ICMP bytes as iputils
+/// counts them (header and data).
+#[test]
+fn ping_the_kernel_peer_with_1000_bytes_of_data() {
+    let tb = common::testbed(1);
+    let peer = tb.config.peer_addr.to_string();
+    let out = ping(&tb, &["-c", "2", "-i", "0.2", "-W", "2", "-s", "1000", &peer]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], format!("PING {peer} ({peer}) 1000(1028) bytes of data."));
+    let replies: Vec<&&str> = lines.iter().filter(|l| l.contains(" bytes from ")).collect();
+    assert_eq!(replies.len(), 2, "{stdout}");
+    for (i, l) in replies.iter().enumerate() {
+        let prefix = format!("1008 bytes from {peer}: icmp_seq={} ttl=64 time=", i + 1);
+        assert!(l.starts_with(&prefix) && l.ends_with(" ms"), "{l}");
+    }
+    assert!(stdout.contains("2 packets transmitted, 2 received, 0% packet loss"), "{stdout}");
+}
+
 #[test]
 fn ping_nobody_is_full_loss_and_exit_1() {
     let tb = common::testbed(1);

@@ -7,8 +7,11 @@
 //! (little-endian on x86) 32-bit number in hex, as the kernel prints the `__be32` it holds, so
 //! `127.0.0.1:22` is `0100007F:0016`; states are the numbers of `include/net/tcp_states.h`. Fields the
 //! stack has no equivalent for (kernel pointers, timers, reference counts) are zeros, as an
-//! unprivileged reader of the kernel's files sees them. Recv-Q of a UDP socket counts datagrams,
-//! not bytes.
+//! unprivileged reader of the kernel's files sees them. rx_queue of a UDP or raw socket counts
+//! bytes, not datagrams: the bytes of the datagrams waiting (a raw socket's with their IP headers),
+//! where the kernel counts the memory its buffers for them take. `sl` numbers each file's own rows
+//! from 0 (the kernel prints a running count in `net/tcp` and the hash bucket in `net/udp` and
+//! `net/raw`; scripts do not read it).
 
 use std::fmt::Write as _;
 use std::net::SocketAddrV4;
@@ -135,8 +138,11 @@ pub fn raw_table(rows: &[SocketInfo], uid: u32) -> String {
     let mut out = String::from(
         "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n",
     );
-    for (i, s) in rows.iter().enumerate() {
-        let SocketKind::Raw(proto) = s.kind else { continue };
+    let raw = rows.iter().filter_map(|s| match s.kind {
+        SocketKind::Raw(proto) => Some((s, proto)),
+        _ => None,
+    });
+    for (i, (s, proto)) in raw.enumerate() {
         let local = SocketAddrV4::new(*s.local.ip(), u16::from(proto));
         let remote = SocketAddrV4::new(*peer(s).ip(), 0);
         let _ = writeln!(
@@ -243,7 +249,14 @@ mod tests {
         );
         assert!(lines[2].starts_with("    1: 0200000A:1388 0100000A:0035 01 00000000:00000002 "));
 
-        let raw = raw_table(&[row(SocketKind::Raw(1), None, "0.0.0.0:0", None)], 0);
+        // Rows of other kinds before the raw one do not count in its `sl`.
+        let raw = raw_table(
+            &[
+                row(SocketKind::Tcp, Some(State::Listen), "0.0.0.0:80", None),
+                row(SocketKind::Raw(1), None, "0.0.0.0:0", None),
+            ],
+            0,
+        );
         assert_eq!(
             raw,
             "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
