@@ -193,13 +193,20 @@ pub fn run(args: RunArgs) -> io::Result<ExitCode> {
         Some(s) => log::info!("signal {s}: shutting down"),
         None => log::info!("duration reached: shutting down"),
     }
-    let live = stack.counters();
+    // The XDP program's counters and the ring gauges can only be read while the stack runs; the
+    // workers' counters are final once it has stopped (frames that came during the shutdown included).
+    let mut counters = stack.counters();
     let report = stack.shutdown();
+    for (name, value) in &mut counters {
+        if let Some((_, last)) = report.counters.iter().find(|(n, _)| n == name) {
+            *value = *last;
+        }
+    }
     for t in threads {
         let _ = t.join();
     }
     println!("counters:");
-    for (name, value) in live.iter().filter(|(_, v)| *v != 0) {
+    for (name, value) in counters.iter().filter(|(_, v)| *v != 0) {
         println!("  {name:<24} {value}");
     }
     println!(
