@@ -113,6 +113,70 @@ fn test_syn_sent_syn_is_a_simultaneous_open() {
     assert_eq!(ep.conn.state(), State::Established);
 }
 
+/// SYN-SENT, then the peer's SYN (our SYNs crossed): SYN-RECEIVED, with our SYN-ACK sent.
+fn simultaneous_syn_received(now: Instant) -> Endpoint {
+    let mut ep = synsent(now, plain_config());
+    let syn = TcpRepr { seq: REMOTE_ISS, flags: SYN, max_seg_size: Some(1460), ..TEMPLATE };
+    ep.conn.on_segment(now, &syn, &[]);
+    assert_eq!(ep.conn.state(), State::SynReceived);
+    let (sa, _) = one(ep.output(now));
+    assert_eq!((sa.seq, sa.ack, sa.flags), (LOCAL_ISS, Some(REMOTE_ISS + 1), SYN));
+    ep
+}
+
+#[test]
+fn test_syn_received_simultaneous_open_peer_syn_ack_establishes() {
+    let now = Instant::now();
+    let mut ep = simultaneous_syn_received(now);
+    // What a real peer sends in a simultaneous open: its own SYN-ACK, acknowledging our SYN.
+    ep.conn.on_segment(now, &TcpRepr { window_len: 1000, ..syn_ack() }, &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+    assert!(ep.output(now).is_empty(), "no SYN-ACK again (RFC 9293 §3.5 Figure 7)");
+    assert_eq!(ep.conn.poll_timeout(), None, "our SYN is acknowledged: no retransmission timer");
+    assert_eq!((ep.counters.tcp_active_opens.get(), ep.counters.tcp_passive_opens.get()), (1, 0));
+    // Data both ways; the SYN-ACK's window (1000, never scaled) limits what goes at once.
+    let out = send(&mut ep, now, &[3u8; 1500]);
+    let lens: Vec<(Seq, usize)> = out.iter().map(|(r, _)| (r.seq, r.payload_len)).collect();
+    assert_eq!(lens, vec![(LOCAL_ISS + 1, 1000)]);
+    ep.conn.on_segment(now, &TcpRepr { payload_len: 3, ..ack(LOCAL_ISS + 1001) }, b"yes");
+    assert_eq!(ep.read_all(), b"yes");
+}
+
+#[test]
+fn test_syn_received_unacceptable_segment_gets_a_bare_ack() {
+    let now = Instant::now();
+    let mut ep = simultaneous_syn_received(now);
+    // A SYN-ACK that does not acknowledge our SYN, and an old segment: RFC 9293 §3.10.7.4 answers
+    // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, not another SYN-ACK.
+    let wrong_ack = TcpRepr { ack: Some(LOCAL_ISS + 7), ..syn_ack() };
+    let old = TcpRepr { seq: REMOTE_ISS - 100, ack: Some(LOCAL_ISS + 1), ..TEMPLATE };
+    for seg in [wrong_ack, old] {
+        ep.conn.on_segment(now, &seg, &[]);
+        assert_eq!(ep.conn.state(), State::SynReceived);
+        let (a, _) = one(ep.output(now));
+        assert_eq!((a.seq, a.ack, a.flags), (LOCAL_ISS + 1, Some(REMOTE_ISS + 1), TcpFlags::NONE), "{seg:?}");
+    }
+    // The peer's SYN again (without an ACK: it never got ours) still gets our SYN-ACK at once.
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS, flags: SYN, ..TEMPLATE }, &[]);
+    let (sa, _) = one(ep.output(now));
+    assert_eq!((sa.seq, sa.ack, sa.flags), (LOCAL_ISS, Some(REMOTE_ISS + 1), SYN));
+    assert_eq!(ep.counters.tcp_timeouts.get(), 0);
+}
+
+#[test]
+fn test_syn_received_passive_open_syn_ack_gets_a_bare_ack() {
+    let now = Instant::now();
+    let syn = TcpRepr { src_port: 4000, dst_port: 80, seq: Seq(300), flags: SYN, ..TEMPLATE };
+    let mut ep = Endpoint::accept(now, plain_config(), params(REMOTE, LOCAL), Seq(9000), &syn, 1 << 16);
+    one(ep.output(now));
+    // We never sent a SYN of our own that a SYN-ACK could answer: unacceptable, a bare ACK.
+    let sa = TcpRepr { ack: Some(Seq(9001)), ..syn };
+    ep.conn.on_segment(now, &sa, &[]);
+    assert_eq!(ep.conn.state(), State::SynReceived);
+    let (a, _) = one(ep.output(now));
+    assert_eq!((a.seq, a.ack, a.flags), (Seq(9001), Some(Seq(301)), TcpFlags::NONE));
+}
+
 #[test]
 fn test_syn_sent_timeout_retransmits_with_backoff_then_gives_up() {
     let t0 = Instant::now();
