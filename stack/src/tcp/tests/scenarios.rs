@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::harness::*;
 use crate::tcp::listen::reset_for;
-use crate::tcp::{Keepalive, State, TcpConfig, TcpError};
+use crate::tcp::{IcmpSignal, Keepalive, State, TcpConfig, TcpError};
 use crate::wire::{TcpFlags, TcpRepr, TcpSeqNumber as Seq};
 
 const SYN: TcpFlags = TcpFlags::SYN;
@@ -654,21 +654,67 @@ fn test_established_read_with_room_for_two_segments_sends_no_window_update() {
 fn test_established_icmp_error_is_soft_until_the_connection_times_out() {
     let t0 = Instant::now();
     let mut ep = established(t0);
-    ep.conn.on_icmp_error(TcpError::HostUnreachable);
-    assert_eq!(ep.conn.state(), State::Established, "RFC 5927: a soft error does not abort");
     send(&mut ep, t0, b"into the void");
+    // It quotes our segment: SND.UNA =< SEG.SEQ < SND.NXT (RFC 5927 §4.1).
+    ep.conn.on_icmp(LOCAL_ISS + 1, IcmpSignal::Unreachable);
+    assert_eq!(ep.conn.state(), State::Established, "RFC 5927: a soft error does not abort");
     while let Some(t) = ep.conn.poll_timeout() {
         ep.conn.on_timeout(t);
         ep.output(t);
     }
     assert_eq!(ep.conn.error(), Some(TcpError::HostUnreachable), "reported when the connection gives up");
+    assert_eq!(ep.counters.tcp_out_of_window_icmps.get(), 0);
+}
+
+#[test]
+fn test_established_icmp_error_outside_the_send_window_is_ignored_and_counted() {
+    let t0 = Instant::now();
+    let mut ep = established(t0);
+    send(&mut ep, t0, b"into the void"); // LOCAL_ISS + 1 .. LOCAL_ISS + 14
+    let outside = [
+        LOCAL_ISS,             // our SYN: acknowledged, before SND.UNA
+        LOCAL_ISS + 14,        // SND.NXT: nothing sent there yet
+        LOCAL_ISS + 1_000_000, // a blind guess
+        LOCAL_ISS - 70_000,    // another
+    ];
+    for seq in outside {
+        ep.conn.on_icmp(seq, IcmpSignal::Unreachable);
+        ep.conn.on_icmp(seq, IcmpSignal::PathMtu(576));
+    }
+    assert_eq!(ep.counters.tcp_out_of_window_icmps.get(), 8);
+    assert_eq!(ep.conn.smss(), 1460, "the MSS was not lowered");
+    while let Some(t) = ep.conn.poll_timeout() {
+        ep.conn.on_timeout(t);
+        ep.output(t);
+    }
+    assert_eq!(ep.conn.error(), Some(TcpError::TimedOut), "no soft error was recorded");
+}
+
+#[test]
+fn test_established_icmp_fragmentation_needed_lowers_the_mss_even_after_a_timeout() {
+    let t0 = Instant::now();
+    let mut ep = established(t0);
+    let out = send(&mut ep, t0, &[1u8; 3 * 1460]);
+    assert_eq!(out.len(), 3);
+    // A timeout rewinds snd_nxt; the third segment was still sent, and an error about it counts.
+    let t = ep.conn.poll_timeout().unwrap();
+    ep.conn.on_timeout(t);
+    let resent = ep.output(t);
+    assert_eq!((resent.len(), resent[0].0.seq), (1, LOCAL_ISS + 1), "one segment after the timeout");
+    ep.conn.on_icmp(LOCAL_ISS + 1 + 2 * 1460, IcmpSignal::PathMtu(1000));
+    assert_eq!(ep.conn.smss(), 960);
+    assert_eq!(ep.counters.tcp_out_of_window_icmps.get(), 0);
 }
 
 #[test]
 fn test_syn_sent_icmp_port_unreachable_refuses() {
     let now = Instant::now();
     let mut ep = synsent(now, plain_config());
-    ep.conn.fail_connect(TcpError::Refused);
+    ep.conn.on_icmp(LOCAL_ISS + 1, IcmpSignal::Refused);
+    ep.conn.on_icmp(Seq(12345), IcmpSignal::Refused);
+    assert_eq!(ep.conn.state(), State::SynSent, "it does not quote our SYN");
+    assert_eq!(ep.counters.tcp_out_of_window_icmps.get(), 2);
+    ep.conn.on_icmp(LOCAL_ISS, IcmpSignal::Refused);
     assert_eq!((ep.conn.state(), ep.conn.error()), (State::Closed, Some(TcpError::Refused)));
 }
 
