@@ -157,10 +157,9 @@ impl Connection {
             }
         }
 
-        if syn && !rst && self.state == State::SynReceived && seg.seq == self.irs {
-            if self.syn_in_syn_received(now, seg, payload) {
-                return;
-            }
+        let syn_again = syn && !rst && self.state == State::SynReceived && seg.seq == self.irs;
+        if syn_again && self.syn_in_syn_received(now, seg, payload) {
+            return;
         }
 
         // First: is the sequence number acceptable?
