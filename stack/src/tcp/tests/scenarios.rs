@@ -787,3 +787,200 @@ fn test_cookie_established_data_and_timestamps() {
     assert_eq!(tsecr, 2_731_854_620);
     assert_eq!(ep.read_all(), b"through the cookie");
 }
+
+/// Payload lengths of what went out.
+fn lens(out: &[(TcpRepr, Vec<u8>)]) -> Vec<usize> {
+    out.iter().map(|(r, _)| r.payload_len).collect()
+}
+
+/// A passive open with `config`, answering `syn` from REMOTE's port 4000; the SYN-ACK is returned.
+fn accepted(now: Instant, config: TcpConfig, syn: &TcpRepr, cap: usize) -> (Endpoint, TcpRepr) {
+    let mut ep = Endpoint::accept(now, config, params(REMOTE, LOCAL), Seq(9000), syn, cap);
+    let (sa, _) = one(ep.output(now));
+    assert_eq!(sa.flags, SYN);
+    (ep, sa)
+}
+
+/// The peer's SYN for [`accepted`].
+const PEER_SYN: TcpRepr = TcpRepr { src_port: 4000, dst_port: 80, seq: Seq(300), flags: SYN, ..TEMPLATE };
+
+#[test]
+fn test_syn_sent_window_scale_offered_by_both_sides_scales_both_ways() {
+    let now = Instant::now();
+    let cfg = TcpConfig { timestamps: false, sack: false, ..TcpConfig::default() };
+    let mut ep = Endpoint::connect(now, cfg, params(LOCAL, REMOTE), LOCAL_ISS, 1 << 20);
+    let (syn, _) = one(ep.output(now));
+    // RFC 7323 §2.3: 1 MiB fits the 16-bit field with a shift of 5; §2.2: a SYN's window is never scaled.
+    assert_eq!((syn.window_scale, syn.window_len), (Some(5), 65535));
+    ep.conn.on_segment(now, &TcpRepr { window_scale: Some(7), window_len: 1000, ..syn_ack() }, &[]);
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.window_len, ((1 << 20) >> 5) as u16, "our window, shifted by our scale");
+    assert_eq!((ep.conn.info().rcv_wscale, ep.conn.info().snd_wscale), (5, 7));
+    // The SYN-ACK's window is taken as it is: 1000 bytes, not 1000 << 7.
+    assert_eq!(lens(&send(&mut ep, now, &[0u8; 4000])), vec![1000]);
+    // Later windows are scaled: 100 << 7 = 12800 bytes lets the other 3000 go.
+    ep.conn.on_segment(now, &TcpRepr { window_len: 100, ..ack(LOCAL_ISS + 1001) }, &[]);
+    assert_eq!(lens(&ep.output(now)), vec![1460, 1460, 80]);
+}
+
+#[test]
+fn test_syn_sent_window_scale_not_offered_by_the_peer_scales_neither_way() {
+    let now = Instant::now();
+    let cfg = TcpConfig { timestamps: false, sack: false, ..TcpConfig::default() };
+    let mut ep = Endpoint::connect(now, cfg, params(LOCAL, REMOTE), LOCAL_ISS, 1 << 20);
+    let (syn, _) = one(ep.output(now));
+    assert_eq!(syn.window_scale, Some(5), "we offer");
+    ep.conn.on_segment(now, &syn_ack(), &[]); // the peer does not
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.window_len, 65535, "our 1 MiB window, unscaled, tops out at 65535");
+    assert_eq!((ep.conn.info().rcv_wscale, ep.conn.info().snd_wscale), (0, 0));
+    ep.conn.on_segment(now, &TcpRepr { window_len: 100, ..ack(LOCAL_ISS + 1) }, &[]);
+    assert_eq!(lens(&send(&mut ep, now, &[0u8; 300])), vec![100], "the peer's 100 is 100 bytes");
+}
+
+#[test]
+fn test_syn_received_window_scale_offered_by_one_side_only_scales_neither_way() {
+    let now = Instant::now();
+    let on = TcpConfig { timestamps: false, sack: false, ..TcpConfig::default() };
+    let off = TcpConfig { window_scaling: false, ..on.clone() };
+    let offering = TcpRepr { window_scale: Some(7), ..PEER_SYN };
+    // The peer offers and we do not; we would offer and the peer does not.
+    for (cfg, syn) in [(off, offering), (on, PEER_SYN)] {
+        let (mut ep, sa) = accepted(now, cfg, &syn, 1 << 20);
+        assert_eq!((sa.window_scale, sa.window_len), (None, 65535), "{syn:?}");
+        ep.conn.on_segment(
+            now,
+            &TcpRepr { seq: Seq(301), ack: Some(Seq(9001)), window_len: 100, ..TEMPLATE },
+            &[],
+        );
+        assert_eq!(ep.conn.state(), State::Established);
+        assert_eq!((ep.conn.info().rcv_wscale, ep.conn.info().snd_wscale), (0, 0));
+        let out = send(&mut ep, now, &[0u8; 300]);
+        assert_eq!(lens(&out), vec![100], "the peer's window is not scaled");
+        assert_eq!(out[0].0.window_len, 65535, "nor is ours");
+    }
+}
+
+#[test]
+fn test_established_ack_of_a_retransmitted_segment_gives_no_rtt_sample() {
+    let t0 = Instant::now();
+    let mut ep = synsent(t0, plain_config());
+    let t1 = t0 + Duration::from_millis(100);
+    ep.conn.on_segment(t1, &syn_ack(), &[]);
+    ep.output(t1);
+    assert_eq!(ep.conn.info().rtt_us, 100_000);
+    // A segment sent once is timed: SRTT = 7/8 * 100 + 1/8 * 60 = 95 ms.
+    send(&mut ep, t1, b"once");
+    let t2 = t1 + Duration::from_millis(60);
+    ep.conn.on_segment(t2, &ack(LOCAL_ISS + 5), &[]);
+    assert_eq!(ep.conn.info().rtt_us, 95_000);
+    let rto = ep.conn.info().rto_us;
+    // A segment sent twice is not (Karn): its ACK could be for either copy.
+    send(&mut ep, t2, b"twice");
+    let t3 = ep.conn.poll_timeout().unwrap();
+    ep.conn.on_timeout(t3);
+    assert_eq!(one(ep.output(t3)).1, b"twice");
+    ep.conn.on_segment(t3 + Duration::from_millis(10), &ack(LOCAL_ISS + 10), &[]);
+    assert_eq!(ep.conn.info().rtt_us, 95_000, "no sample from the retransmitted segment's ACK");
+    assert_eq!(ep.conn.info().rto_us, 2 * rto, "the backed-off RTO stays until a valid sample");
+}
+
+#[test]
+fn test_syn_sent_syn_ack_after_a_retransmitted_syn_gives_no_rtt_sample() {
+    let t0 = Instant::now();
+    let mut ep = synsent(t0, plain_config());
+    let t = ep.conn.poll_timeout().unwrap();
+    ep.conn.on_timeout(t);
+    assert_eq!(one(ep.output(t)).0.flags, SYN);
+    ep.conn.on_segment(t + Duration::from_millis(30), &syn_ack(), &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+    assert_eq!(ep.conn.info().rtt_us, 0, "no RTT sample at all");
+}
+
+#[test]
+fn test_syn_received_ack_of_a_resent_syn_ack_gives_no_rtt_sample() {
+    let t0 = Instant::now();
+    let last_ack = TcpRepr { seq: Seq(301), ack: Some(Seq(9001)), ..TEMPLATE };
+    // Sent once: the ACK times it.
+    let (mut ep, _) = accepted(t0, plain_config(), &PEER_SYN, 1 << 16);
+    ep.conn.on_segment(t0 + Duration::from_millis(60), &last_ack, &[]);
+    assert_eq!(ep.conn.info().rtt_us, 60_000);
+    // The peer's SYN again: the SYN-ACK goes again, and the ACK no longer tells which one it answers.
+    let (mut ep, _) = accepted(t0, plain_config(), &PEER_SYN, 1 << 16);
+    let t1 = t0 + Duration::from_millis(50);
+    ep.conn.on_segment(t1, &PEER_SYN, &[]);
+    assert_eq!(one(ep.output(t1)).0.flags, SYN);
+    ep.conn.on_segment(t0 + Duration::from_millis(60), &last_ack, &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+    assert_eq!(ep.conn.info().rtt_us, 0);
+}
+
+#[test]
+fn test_established_sender_holds_a_small_segment_for_a_small_window() {
+    let now = Instant::now();
+    let mut ep = established(now); // the largest window the peer offered: 65535
+    ep.conn.on_segment(now, &TcpRepr { window_len: 2000, ..ack(LOCAL_ISS + 1) }, &[]);
+    // RFC 9293 §3.8.6.2.1: a full segment goes; the 540 bytes left in the window do not, since more
+    // is queued and 540 is less than half the largest window.
+    assert_eq!(lens(&send(&mut ep, now, &[1u8; 5000])), vec![1460]);
+    ep.conn.on_segment(now, &TcpRepr { window_len: 2000, ..ack(LOCAL_ISS + 1461) }, &[]);
+    assert_eq!(lens(&ep.output(now)), vec![1460]);
+    // With nothing in flight no ACK would come to reopen the window: the small segment goes now
+    // (in place of the RFC's override timer).
+    ep.conn.on_segment(now, &TcpRepr { window_len: 540, ..ack(LOCAL_ISS + 2921) }, &[]);
+    assert_eq!(lens(&ep.output(now)), vec![540]);
+}
+
+#[test]
+fn test_established_sender_sends_half_the_largest_window() {
+    let now = Instant::now();
+    let mut ep = synsent(now, plain_config());
+    ep.conn.on_segment(now, &TcpRepr { window_len: 1000, ..syn_ack() }, &[]);
+    ep.output(now);
+    // A segment that fills the usable window goes when it is at least half the largest window
+    // (1000): 1000, then 600 ...
+    assert_eq!(lens(&send(&mut ep, now, &[1u8; 5000])), vec![1000]);
+    ep.conn.on_segment(now, &TcpRepr { window_len: 1000, ..ack(LOCAL_ISS + 601) }, &[]);
+    assert_eq!(lens(&ep.output(now)), vec![600]);
+    // ... but not 300, with data in flight.
+    ep.conn.on_segment(now, &TcpRepr { window_len: 1000, ..ack(LOCAL_ISS + 901) }, &[]);
+    assert!(ep.output(now).is_empty());
+    ep.conn.on_segment(now, &TcpRepr { window_len: 1000, ..ack(LOCAL_ISS + 1601) }, &[]);
+    assert_eq!(lens(&ep.output(now)), vec![1000]);
+}
+
+#[test]
+fn test_time_wait_lasts_twice_a_configured_msl() {
+    use crate::tcp::timewait::TimeWait;
+    let now = Instant::now();
+    let mut ep = established_with(now, TcpConfig { msl: Duration::from_secs(2), ..plain_config() });
+    ep.app_tx.close();
+    ep.conn.on_app_activity(now);
+    ep.output(now);
+    ep.conn.on_segment(now, &TcpRepr { flags: FIN, ..ack(LOCAL_ISS + 2) }, &[]);
+    assert_eq!(ep.conn.state(), State::TimeWait);
+    ep.output(now);
+    assert_eq!(ep.conn.poll_timeout(), Some(now + Duration::from_secs(4)));
+    assert_eq!(TimeWait::from_connection(&ep.conn, now).expires, now + Duration::from_secs(4));
+    let later = now + Duration::from_secs(1);
+    ep.conn.on_segment(later, &TcpRepr { flags: FIN, ..ack(LOCAL_ISS + 2) }, &[]);
+    ep.output(later);
+    assert_eq!(ep.conn.poll_timeout(), Some(later + Duration::from_secs(4)), "a FIN restarts 2·MSL");
+    ep.conn.on_timeout(later + Duration::from_secs(4));
+    assert!(ep.conn.is_finished());
+}
+
+#[test]
+fn test_established_rto_respects_a_configured_minimum() {
+    // The handshake measures 10 ms: RTO = 10 + 4 * 5 = 30 ms before the bounds (RFC 6298 §2.2).
+    for (min_rto, rto) in [(500, 500), (5, 30)] {
+        let t0 = Instant::now();
+        let cfg = TcpConfig { min_rto: Duration::from_millis(min_rto), ..plain_config() };
+        let mut ep = synsent(t0, cfg);
+        let t1 = t0 + Duration::from_millis(10);
+        ep.conn.on_segment(t1, &syn_ack(), &[]);
+        ep.output(t1);
+        send(&mut ep, t1, b"timed");
+        assert_eq!(ep.conn.poll_timeout(), Some(t1 + Duration::from_millis(rto)), "min_rto {min_rto} ms");
+    }
+}
