@@ -170,6 +170,8 @@ pub struct Connection {
     pub(super) rtt: RttEstimator,
     /// Karn's rule: the segment being timed (its end, its send time), dropped on any retransmission.
     pub(super) rtt_timed: Option<(Seq, Instant)>,
+    /// Our TSval clock when the retransmission timer last fired (see `process_ack`).
+    pub(super) rto_tsval: u32,
     /// Retransmissions since the last forward progress (for giving up).
     pub(super) retries: u32,
     pub(super) persist_backoff: u32,
@@ -273,6 +275,7 @@ impl Connection {
             timers: Timers::default(),
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
             rtt_timed: None,
+            rto_tsval: 0,
             retries: 0,
             persist_backoff: 0,
             cc: cc::new(config.cc, DEFAULT_MSS as usize, now),

@@ -372,10 +372,14 @@ impl Connection {
                 _ if self.rtt.backoff() > 0 => {
                     // RFC 7323 §4 (RTTM): the timestamp echo identifies which transmission is being
                     // acknowledged, so even after a retransmission it gives a valid sample (at the
-                    // timestamp clock's 1 ms granularity), ending the backoff.
+                    // timestamp clock's 1 ms granularity), ending the backoff. But only for a
+                    // transmission made since the timer fired: an echo from before it means the
+                    // ACK of the original was lost (the duplicate that answered our resend did not
+                    // update the peer's TS.Recent, RFC 7323 §4.3), and the "RTT" then includes the
+                    // whole timeout. Taken as a sample it fed each RTO into the next.
                     if let (true, Some((_, tsecr))) = (self.ts_enabled, seg.timestamp) {
                         let ms = self.ts_now(now).wrapping_sub(tsecr);
-                        if ms < 60_000 {
+                        if ms < 60_000 && !ts_after(self.rto_tsval, tsecr) {
                             self.rtt.on_sample(Duration::from_millis(u64::from(ms)));
                         }
                     }

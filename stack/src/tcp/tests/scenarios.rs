@@ -984,3 +984,42 @@ fn test_established_rto_respects_a_configured_minimum() {
         assert_eq!(ep.conn.poll_timeout(), Some(t1 + Duration::from_millis(rto)), "min_rto {min_rto} ms");
     }
 }
+
+#[test]
+fn test_established_after_a_timeout_an_echo_from_before_it_gives_no_rtt_sample() {
+    let t0 = Instant::now();
+    let cfg = TcpConfig { sack: false, window_scaling: false, ..TcpConfig::default() };
+    let mut ep = synsent(t0, cfg);
+    let t1 = t0 + Duration::from_millis(10);
+    ep.conn.on_segment(t1, &TcpRepr { timestamp: Some((1000, 0)), ..syn_ack() }, &[]);
+    ep.output(t1);
+    assert_eq!(ep.conn.info().rtt_us, 10_000);
+    let tsval = |out: Vec<(TcpRepr, Vec<u8>)>| one(out).0.timestamp.unwrap().0;
+    let peer_ack = |acked: usize, peer_ts: u32, echo: u32| TcpRepr {
+        timestamp: Some((peer_ts, echo)),
+        ..ack(LOCAL_ISS + acked)
+    };
+
+    // The segment arrives but its ACK is lost; the timer fires and the segment goes again. The
+    // peer's answer to the duplicate echoes the first copy's TSval (RFC 7323 §4.3): the time since
+    // then includes the whole timeout, and is no RTT.
+    let first = tsval(send(&mut ep, t1, b"x"));
+    let rto = ep.conn.poll_timeout().unwrap();
+    ep.conn.on_timeout(rto);
+    let resent = tsval(ep.output(rto));
+    assert_ne!(first, resent);
+    ep.conn.on_segment(rto + Duration::from_millis(10), &peer_ack(2, 1001, first), &[]);
+    assert_eq!(ep.conn.info().rtt_us, 10_000, "no sample from an echo older than the timeout");
+    assert_eq!(ep.conn.info().rto_us, 400_000, "and the RTO stays backed off (200 ms doubled)");
+
+    // An echo of a copy sent after the timeout is a sample (RFC 7323 RTTM), and ends the backoff.
+    let t2 = rto + Duration::from_millis(20);
+    tsval(send(&mut ep, t2, b"y"));
+    let rto2 = ep.conn.poll_timeout().unwrap();
+    ep.conn.on_timeout(rto2);
+    let resent = tsval(ep.output(rto2));
+    ep.conn.on_segment(rto2 + Duration::from_millis(6), &peer_ack(3, 1002, resent), &[]);
+    // SRTT = 7/8 * 10 + 1/8 * 6 = 9.5 ms.
+    assert_eq!(ep.conn.info().rtt_us, 9_500);
+    assert_eq!(ep.conn.info().rto_us, 200_000);
+}
