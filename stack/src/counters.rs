@@ -214,6 +214,9 @@ define_counters! {
     tcp_challenge_ack => "TCPChallengeACK",
     /// Segments dropped by PAWS.
     tcp_paws_estab => "PAWSEstab",
+    /// ICMP errors ignored because the TCP sequence number they quote is outside the send window
+    /// (RFC 5927 §4.1; TcpExt OutOfWindowIcmps).
+    tcp_out_of_window_icmps => "OutOfWindowIcmps",
     /// Fast retransmits.
     tcp_fast_retrans => "TCPFastRetrans",
     /// Retransmission timeouts.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::ipv4::{IpMeta, Outgoing, IP_HEADER_LEN};
 use super::{Endpoints, IcmpError, IcmpErrorKind, Interface};
 use crate::phy::TxDevice;
-use crate::wire::icmp::{dst_unreachable, invoking_flow, Icmpv4Packet, Icmpv4Repr};
+use crate::wire::icmp::{dst_unreachable, invoking_flow, invoking_tcp_seq, Icmpv4Packet, Icmpv4Repr};
 use crate::wire::{ChecksumMode, IpProtocol};
 
 /// RFC 1812 §4.3.2.3: an ICMP error carries as much of the offending datagram as fits in 576 bytes.
@@ -121,6 +121,7 @@ impl Interface {
                 protocol,
                 local: SocketAddrV4::new(src, src_port),
                 remote: SocketAddrV4::new(dst, dst_port),
+                tcp_seq: invoking_tcp_seq(invoking),
             },
         );
     }

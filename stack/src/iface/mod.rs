@@ -36,7 +36,7 @@ pub use reasm::ReasmConfig;
 
 use crate::counters::Counters;
 use crate::phy::TxDevice;
-use crate::wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Cidr};
+use crate::wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Cidr, TcpSeqNumber};
 
 /// Static configuration of one interface.
 #[derive(Debug, Clone)]
@@ -151,6 +151,9 @@ pub struct IcmpError {
     pub local: SocketAddrV4,
     /// The far end of that datagram.
     pub remote: SocketAddrV4,
+    /// For TCP, the sequence number of the quoted segment: TCP acts on the error only if it lies in
+    /// its send window (RFC 5927 §4.1). None for other protocols.
+    pub tcp_seq: Option<TcpSeqNumber>,
 }
 
 /// The sockets, as the engine sees them.

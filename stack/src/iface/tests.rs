@@ -494,7 +494,31 @@ fn test_received_icmp_errors_reach_the_flow() {
             protocol: IpProtocol::Udp,
             local: SocketAddrV4::new(IP_US, 4000),
             remote: SocketAddrV4::new(IP_PEER, 53),
+            tcp_seq: None,
         }]
+    );
+    // A host unreachable quoting a TCP segment (ports 4000 -> 80, sequence number 0x01020304): the
+    // sequence number rides along, for TCP's window check.
+    let tcp_header = [0x0f, 0xa0, 0, 80, 1, 2, 3, 4];
+    let sent = ipv4(IP_US, IP_PEER, IpProtocol::Tcp, &tcp_header);
+    let repr = Icmpv4Repr::DstUnreachable { code: 1, next_hop_mtu: 0, invoking: &sent };
+    let mut p = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), ChecksumMode::Full);
+    i.receive(
+        now,
+        &eth(MAC_US, EtherType::Ipv4, &ipv4(IP_PEER, IP_US, IpProtocol::Icmp, &p)),
+        &mut Vec::new(),
+        &mut rec,
+    );
+    assert_eq!(
+        rec.errors[1],
+        IcmpError {
+            kind: IcmpErrorKind::HostUnreachable,
+            protocol: IpProtocol::Tcp,
+            local: SocketAddrV4::new(IP_US, 4000),
+            remote: SocketAddrV4::new(IP_PEER, 80),
+            tcp_seq: Some(TcpSeqNumber(0x0102_0304)),
+        }
     );
 }
 

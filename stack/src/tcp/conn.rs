@@ -40,6 +40,19 @@ pub mod events {
     pub const STATE: u8 = 4;
 }
 
+/// What an ICMP error tells a connection ([`Connection::on_icmp`]). Apart from ending a connection
+/// attempt on a refusal, these are soft errors (RFC 5927 §4.1, RFC 1122 §4.2.3.9): remembered and
+/// reported only if the connection times out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpSignal {
+    /// Port or protocol unreachable (ECONNREFUSED).
+    Refused,
+    /// Host or network unreachable, time exceeded, parameter problem (EHOSTUNREACH).
+    Unreachable,
+    /// Fragmentation needed, with this next-hop MTU (RFC 1191): the MSS is lowered to fit.
+    PathMtu(u16),
+}
+
 /// RFC 9293 §3.7.1: the MSS assumed when the peer sends no MSS option.
 pub const DEFAULT_MSS: u16 = 536;
 
@@ -157,6 +170,8 @@ pub struct Connection {
     pub(super) rtt: RttEstimator,
     /// Karn's rule: the segment being timed (its end, its send time), dropped on any retransmission.
     pub(super) rtt_timed: Option<(Seq, Instant)>,
+    /// Our TSval clock when the retransmission timer last fired (see `process_ack`).
+    pub(super) rto_tsval: u32,
     /// Retransmissions since the last forward progress (for giving up).
     pub(super) retries: u32,
     pub(super) persist_backoff: u32,
@@ -260,6 +275,7 @@ impl Connection {
             timers: Timers::default(),
             rtt: RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto),
             rtt_timed: None,
+            rto_tsval: 0,
             retries: 0,
             persist_backoff: 0,
             cc: cc::new(config.cc, DEFAULT_MSS as usize, now),
@@ -474,8 +490,29 @@ impl Connection {
         self.ts_offset = ts;
     }
 
+    /// An ICMP error about the segment with sequence number `seq` that we sent (the number is read
+    /// from the TCP header the error quotes).
+    ///
+    /// RFC 5927 §4.1: an error is acted upon only if SND.UNA =< SEG.SEQ < SND.NXT (SND.NXT being the
+    /// highest sequence number sent, not one rewound for retransmission); any other is ignored and
+    /// counted (`OutOfWindowIcmps`, as Linux's tcp_v4_err), so that a blind attacker must guess a
+    /// sequence number in the window.
+    pub fn on_icmp(&mut self, seq: Seq, signal: IcmpSignal) {
+        if !(self.snd_una <= seq && seq < self.snd_max) {
+            self.counters.tcp_out_of_window_icmps.inc();
+            return;
+        }
+        match signal {
+            // Port or protocol unreachable ends a connection attempt, as in Linux; later it is soft.
+            IcmpSignal::Refused if self.state == State::SynSent => self.fail_connect(TcpError::Refused),
+            IcmpSignal::Refused => self.soft_error = Some(TcpError::Refused),
+            IcmpSignal::Unreachable => self.soft_error = Some(TcpError::HostUnreachable),
+            IcmpSignal::PathMtu(mtu) => self.on_path_mtu(mtu),
+        }
+    }
+
     /// A connection attempt failed for a reason outside TCP (an ICMP port unreachable in SYN-SENT).
-    pub fn fail_connect(&mut self, err: TcpError) {
+    fn fail_connect(&mut self, err: TcpError) {
         if self.state == State::SynSent {
             self.counters.tcp_attempt_fails.inc();
             self.enter_closed(Some(err));
@@ -483,7 +520,7 @@ impl Connection {
     }
 
     /// ICMP "fragmentation needed" (RFC 1191): segments must fit a path MTU of `mtu`.
-    pub fn on_path_mtu(&mut self, mtu: u16) {
+    fn on_path_mtu(&mut self, mtu: u16) {
         let mss = mtu.saturating_sub(40).max(536);
         if mss < self.snd_mss {
             self.snd_mss = mss;
@@ -607,12 +644,6 @@ impl Connection {
         } else {
             self.snd_una
         }
-    }
-
-    /// An ICMP error concerning this connection: a soft error reported only if the connection times
-    /// out (RFC 5927 §4.1; RFC 1122 §4.2.3.9), except during connect where Linux also waits.
-    pub fn on_icmp_error(&mut self, err: TcpError) {
-        self.soft_error = Some(err);
     }
 
     pub(super) fn set_state(&mut self, s: State) {

@@ -50,26 +50,9 @@ impl Connection {
         self.last_recv = now;
         match seg.ack {
             Some(ack) => {
-                // Our SYN is acknowledged: ESTABLISHED.
-                if let Some((end, sent)) = self.rtt_timed.take() {
-                    if ack >= end {
-                        self.rtt.on_sample(now.saturating_duration_since(sent));
-                    }
-                }
-                self.snd_una = ack;
-                self.snd_nxt = self.snd_nxt.max(ack);
-                // RFC 7323 §2.2: the window of a SYN-ACK is not scaled.
-                self.snd_wnd = u32::from(seg.window_len);
-                self.max_snd_wnd = self.snd_wnd;
-                self.snd_wl1 = seg.seq;
-                self.snd_wl2 = ack;
-                self.retries = 0;
-                self.timers.stop(Timer::Retransmit);
-                self.rto_pending = false;
-                self.set_state(State::Established);
-                self.events |= events::WRITABLE;
+                // Our SYN is acknowledged: ESTABLISHED, and the peer's SYN is acknowledged.
+                self.establish_on_syn_ack(now, seg, ack);
                 self.ack_now = true;
-                self.arm_keepalive(now);
                 if !payload.is_empty() {
                     self.process_text(now, seg.seq + 1, payload);
                 }
@@ -88,6 +71,66 @@ impl Connection {
                 self.simultaneous_open = true;
                 self.set_state(State::SynReceived);
             }
+        }
+    }
+
+    /// A SYN-ACK whose ACK acknowledges our SYN (checked by the caller): take its ACK and its window
+    /// and enter ESTABLISHED.
+    fn establish_on_syn_ack(&mut self, now: Instant, seg: &TcpRepr, ack: Seq) {
+        if let Some((end, sent)) = self.rtt_timed.take() {
+            if ack >= end {
+                self.rtt.on_sample(now.saturating_duration_since(sent));
+            }
+        }
+        self.snd_una = ack;
+        self.snd_nxt = self.snd_nxt.max(ack);
+        // RFC 7323 §2.2: the window of a SYN-ACK is not scaled.
+        self.snd_wnd = u32::from(seg.window_len);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seg.seq;
+        self.snd_wl2 = ack;
+        self.retries = 0;
+        self.timers.stop(Timer::Retransmit);
+        self.rto_pending = false;
+        self.set_state(State::Established);
+        self.events |= events::WRITABLE;
+        self.arm_keepalive(now);
+    }
+
+    /// The peer's SYN again, in SYN-RECEIVED (SEG.SEQ = IRS). The first check of RFC 9293 §3.10.7.4
+    /// would find it unacceptable (it lies before RCV.NXT) and answer with a bare ACK; two cases are
+    /// better served. True when the segment was dealt with here.
+    fn syn_in_syn_received(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8]) -> bool {
+        match seg.ack {
+            None => {
+                // A retransmitted SYN: our SYN-ACK was lost. It goes again at once (as Linux's
+                // tcp_check_req does) instead of after its retransmission timeout.
+                self.snd_nxt = self.iss;
+                true
+            }
+            Some(ack)
+                if self.simultaneous_open
+                    && payload.is_empty()
+                    && !seg.flags.contains(TcpFlags::FIN)
+                    && self.snd_una < ack
+                    && ack <= self.snd_max =>
+            {
+                // Simultaneous open: the peer's SYN-ACK, acknowledging our SYN. RFC 9293 §3.5
+                // (Figure 7, lines 6-7) moves SYN-RECEIVED to ESTABLISHED on it, as Linux does
+                // (tcp_validate_incoming lets it through in TCP_SYN_RECV). Answering it with a bare
+                // ACK, as the event processing of §3.10.7.4 would, costs each side another half
+                // round trip; answering with our SYN-ACK again, as we did, made two instances of
+                // this stack bounce SYN-ACKs until the retries ran out.
+                if let (true, Some((tsval, _))) = (self.ts_enabled, seg.timestamp) {
+                    self.ts_recent = tsval;
+                }
+                self.last_recv = now;
+                self.establish_on_syn_ack(now, seg, ack);
+                true
+            }
+            // Anything else (a SYN-ACK that does not acknowledge our SYN, or one to a passive open)
+            // is unacceptable: a bare ACK answers it.
+            Some(_) => false,
         }
     }
 
@@ -112,6 +155,11 @@ impl Connection {
                     return;
                 }
             }
+        }
+
+        let syn_again = syn && !rst && self.state == State::SynReceived && seg.seq == self.irs;
+        if syn_again && self.syn_in_syn_received(now, seg, payload) {
+            return;
         }
 
         // First: is the sequence number acceptable?
@@ -150,13 +198,9 @@ impl Connection {
             return;
         }
 
-        // Fourth: SYN in a synchronized state (RFC 5961 §4.2: challenge ACK). A retransmission of the
-        // SYN that created a SYN-RECEIVED connection gets its SYN-ACK again.
+        // Fourth: SYN in a synchronized state (RFC 5961 §4.2: challenge ACK). (The peer's SYN again,
+        // in SYN-RECEIVED, was handled before the first check.)
         if syn {
-            if self.state == State::SynReceived && seg.seq == self.irs {
-                self.snd_nxt = self.iss;
-                return;
-            }
             self.challenge_ack(now);
             return;
         }
@@ -166,7 +210,10 @@ impl Connection {
         if self.state == State::SynReceived {
             if self.snd_una < ack && ack <= self.snd_max {
                 self.set_state(State::Established);
-                self.counters.tcp_passive_opens.inc();
+                if !self.simultaneous_open {
+                    // A simultaneous open was counted as an active open (as in Linux).
+                    self.counters.tcp_passive_opens.inc();
+                }
                 self.events |= events::WRITABLE;
                 self.arm_keepalive(now);
             } else {
@@ -325,10 +372,14 @@ impl Connection {
                 _ if self.rtt.backoff() > 0 => {
                     // RFC 7323 §4 (RTTM): the timestamp echo identifies which transmission is being
                     // acknowledged, so even after a retransmission it gives a valid sample (at the
-                    // timestamp clock's 1 ms granularity), ending the backoff.
+                    // timestamp clock's 1 ms granularity), ending the backoff. But only for a
+                    // transmission made since the timer fired: an echo from before it means the
+                    // ACK of the original was lost (the duplicate that answered our resend did not
+                    // update the peer's TS.Recent, RFC 7323 §4.3), and the "RTT" then includes the
+                    // whole timeout. Taken as a sample it fed each RTO into the next.
                     if let (true, Some((_, tsecr))) = (self.ts_enabled, seg.timestamp) {
                         let ms = self.ts_now(now).wrapping_sub(tsecr);
-                        if ms < 60_000 {
+                        if ms < 60_000 && !ts_after(self.rto_tsval, tsecr) {
                             self.rtt.on_sample(Duration::from_millis(u64::from(ms)));
                         }
                     }

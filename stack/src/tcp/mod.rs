@@ -32,7 +32,7 @@ mod tests;
 
 use std::time::Duration;
 
-pub use conn::{Connection, ConnectionParams, Segment};
+pub use conn::{Connection, ConnectionParams, IcmpSignal, Segment};
 pub use listen::Listener;
 
 /// The states of RFC 9293 §3.3.2 (LISTEN belongs to [`Listener`]).

@@ -55,10 +55,13 @@ impl Connection {
             State::Closed | State::Listen => return None,
             State::SynSent => return self.send_syn(now, false),
             State::SynReceived => {
-                if self.snd_nxt == self.iss || self.ack_now {
+                if self.snd_nxt == self.iss {
                     return self.send_syn(now, true);
                 }
-                return None;
+                // RFC 9293 §3.10.7.4: an unacceptable segment is answered with
+                // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, in SYN-RECEIVED too (a lost SYN-ACK goes again
+                // on its timeout, or at once for a retransmitted SYN).
+                return self.ack_now.then(|| self.ack_segment(now));
             }
             State::TimeWait => return self.ack_now.then(|| self.ack_segment(now)),
             _ => {}
@@ -153,7 +156,7 @@ impl Connection {
 
     /// SYN (active open) or SYN-ACK (`ack`), with our options; retransmitted after a timeout.
     fn send_syn(&mut self, now: Instant, ack: bool) -> Option<Segment> {
-        if self.snd_nxt != self.iss && !(ack && self.ack_now) {
+        if self.snd_nxt != self.iss {
             return None;
         }
         let first = self.snd_max == self.iss;
@@ -184,6 +187,7 @@ impl Connection {
         if first {
             self.rtt_timed = Some((self.iss + 1, now));
         } else {
+            self.rtt_timed = None; // Karn's rule: the ACK of a sent-again SYN times neither copy.
             self.counters.tcp_retrans_segs.inc();
             self.retransmits += 1;
         }

@@ -130,6 +130,7 @@ impl Connection {
         }
         self.rtt.back_off();
         self.rtt_timed = None;
+        self.rto_tsval = self.ts_now(now);
         if self.state.is_synchronized() {
             self.cc.on_rto(now, self.flight());
         }

@@ -9,7 +9,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{checksum, read_u16, write_u16, ChecksumMode, Error, IpProtocol};
+use super::{checksum, read_u16, read_u32, write_u16, ChecksumMode, Error, IpProtocol, TcpSeqNumber};
 
 /// ICMP message type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -441,6 +441,19 @@ pub fn invoking_flow(invoking: &[u8]) -> Result<(Ipv4Addr, Ipv4Addr, IpProtocol,
     Ok((src, dst, protocol, src_port, dst_port))
 }
 
+/// The sequence number of the TCP segment quoted in an ICMP error (bytes 4-7 of its header, within
+/// the 8 bytes RFC 792 guarantees), so that TCP can check it against its send window (RFC 5927
+/// §4.1). None when the quoted datagram is not TCP, is a non-first fragment, or is malformed (the
+/// errors of [`invoking_flow`]). Never panics.
+pub fn invoking_tcp_seq(invoking: &[u8]) -> Option<TcpSeqNumber> {
+    let header_len = check_invoking(invoking).ok()?;
+    let frag_offset = read_u16(invoking, 6) & 0x1fff;
+    if IpProtocol::from(invoking[9]) != IpProtocol::Tcp || frag_offset != 0 {
+        return None;
+    }
+    Some(TcpSeqNumber(read_u32(invoking, header_len + 4)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,6 +553,21 @@ mod tests {
         // The captured first fragment of a UDP datagram: ports come from its UDP header.
         let (_, _, proto, sp, dp) = invoking_flow(&fixtures::IPV4_FIRST_FRAGMENT[14..42]).unwrap();
         assert_eq!((proto, sp, dp), (IpProtocol::Udp, 5555, 7778));
+    }
+
+    #[test]
+    fn invoking_tcp_seq_reads_the_quoted_sequence_number() {
+        // A captured TCP data segment, quoted as an ICMP error quotes it: IP header and 8 bytes.
+        let datagram = &fixtures::TCP_DATA[14..];
+        let ip = Ipv4Packet::new_checked(datagram).unwrap();
+        let tcp = crate::wire::TcpPacket::new_checked(&datagram[ip.header_len()..]).unwrap();
+        let quoted = &datagram[..ip.header_len() + 8];
+        assert_eq!(invoking_tcp_seq(quoted), Some(tcp.seq_number()));
+        assert_eq!(invoking_tcp_seq(&quoted[..quoted.len() - 1]), None, "truncated");
+        let mut fragment = quoted.to_vec();
+        fragment[7] = 185; // a non-first fragment: its data is not a TCP header
+        assert_eq!(invoking_tcp_seq(&fragment), None);
+        assert_eq!(invoking_tcp_seq(&fixtures::UDP[14..]), None, "not TCP");
     }
 
     #[test]

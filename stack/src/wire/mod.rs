@@ -29,7 +29,7 @@ pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
-pub use icmp::{invoking_flow, Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
+pub use icmp::{invoking_flow, invoking_tcp_seq, Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
 pub use ipv4::{CidrError, IpProtocol, Ipv4Cidr, Ipv4Packet, Ipv4Repr};
 pub use tcp::{TcpFlags, TcpOption, TcpOptions, TcpPacket, TcpRepr, TcpSeqNumber};
 pub use udp::{UdpPacket, UdpRepr};

@@ -224,8 +224,11 @@ impl Endpoints for WorkerEndpoints<'_> {
 
     fn icmp_error(&mut self, _now: Instant, err: IcmpError) {
         if err.protocol == IpProtocol::Tcp {
-            if self.stack.tcp_owner(err.local, err.remote) == self.index {
-                self.tcp.icmp_error(err.local, err.remote, err.kind);
+            // Without the quoted sequence number (a non-first fragment) it cannot be checked.
+            if let Some(seq) = err.tcp_seq {
+                if self.stack.tcp_owner(err.local, err.remote) == self.index {
+                    self.tcp.icmp_error(err.local, err.remote, seq, err.kind);
+                }
             }
             return;
         }

@@ -25,8 +25,8 @@ use crate::tcp::conn::events;
 use crate::tcp::isn::{IsnGenerator, SynCookies};
 use crate::tcp::listen::{cookie_tick, reset_for, SynVerdict};
 use crate::tcp::timewait::{TimeWait, TimeWaitVerdict};
-use crate::tcp::{Connection, ConnectionParams, Listener, State, TcpConfig, TcpError};
-use crate::wire::{TcpFlags, TcpRepr};
+use crate::tcp::{Connection, ConnectionParams, IcmpSignal, Listener, State, TcpConfig};
+use crate::wire::{TcpFlags, TcpRepr, TcpSeqNumber};
 
 /// Timer-heap entries one connection has at once: its live deadline, plus later ones left stale when a
 /// deadline moved earlier. In steady traffic that is about one per delayed-ACK interval within a
@@ -348,23 +348,27 @@ impl TcpTable {
         });
     }
 
-    /// An ICMP error about one of our flows (RFC 5927: soft errors, except that a port or protocol
-    /// unreachable aborts a connection attempt, as in Linux; "fragmentation needed" lowers the MSS).
-    pub(crate) fn icmp_error(&mut self, local: SocketAddrV4, remote: SocketAddrV4, kind: IcmpErrorKind) {
+    /// An ICMP error about one of our flows, quoting a segment with sequence number `seq` (RFC 5927:
+    /// soft errors, except that a port or protocol unreachable aborts a connection attempt, as in
+    /// Linux; "fragmentation needed" lowers the MSS). The connection checks `seq` against its send
+    /// window.
+    pub(crate) fn icmp_error(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seq: TcpSeqNumber,
+        kind: IcmpErrorKind,
+    ) {
         let Some(&idx) = self.by_tuple.get(&(local, remote)) else { return };
         let e = self.slots[idx].as_mut().expect("indexed slot is live");
-        match kind {
-            IcmpErrorKind::PortUnreachable | IcmpErrorKind::ProtocolUnreachable
-                if e.conn.state() == State::SynSent =>
-            {
-                e.conn.fail_connect(TcpError::Refused);
-            }
-            IcmpErrorKind::FragNeeded(mtu) => e.conn.on_path_mtu(mtu),
-            IcmpErrorKind::PortUnreachable | IcmpErrorKind::ProtocolUnreachable => {
-                e.conn.on_icmp_error(TcpError::Refused)
-            }
-            _ => e.conn.on_icmp_error(TcpError::HostUnreachable),
-        }
+        let signal = match kind {
+            IcmpErrorKind::PortUnreachable | IcmpErrorKind::ProtocolUnreachable => IcmpSignal::Refused,
+            IcmpErrorKind::FragNeeded(mtu) => IcmpSignal::PathMtu(mtu),
+            IcmpErrorKind::HostUnreachable
+            | IcmpErrorKind::TimeExceeded
+            | IcmpErrorKind::ParameterProblem => IcmpSignal::Unreachable,
+        };
+        e.conn.on_icmp(seq, signal);
         self.mark_dirty(idx);
     }
 

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::harness::*;
 use crate::tcp::listen::reset_for;
-use crate::tcp::{Keepalive, State, TcpConfig, TcpError};
+use crate::tcp::{IcmpSignal, Keepalive, State, TcpConfig, TcpError};
 use crate::wire::{TcpFlags, TcpRepr, TcpSeqNumber as Seq};
 
 const SYN: TcpFlags = TcpFlags::SYN;
@@ -111,6 +111,70 @@ fn test_syn_sent_syn_is_a_simultaneous_open() {
     assert_eq!((sa.seq, sa.ack, sa.flags), (LOCAL_ISS, Some(REMOTE_ISS + 1), SYN));
     ep.conn.on_segment(now, &ack(LOCAL_ISS + 1), &[]);
     assert_eq!(ep.conn.state(), State::Established);
+}
+
+/// SYN-SENT, then the peer's SYN (our SYNs crossed): SYN-RECEIVED, with our SYN-ACK sent.
+fn simultaneous_syn_received(now: Instant) -> Endpoint {
+    let mut ep = synsent(now, plain_config());
+    let syn = TcpRepr { seq: REMOTE_ISS, flags: SYN, max_seg_size: Some(1460), ..TEMPLATE };
+    ep.conn.on_segment(now, &syn, &[]);
+    assert_eq!(ep.conn.state(), State::SynReceived);
+    let (sa, _) = one(ep.output(now));
+    assert_eq!((sa.seq, sa.ack, sa.flags), (LOCAL_ISS, Some(REMOTE_ISS + 1), SYN));
+    ep
+}
+
+#[test]
+fn test_syn_received_simultaneous_open_peer_syn_ack_establishes() {
+    let now = Instant::now();
+    let mut ep = simultaneous_syn_received(now);
+    // What a real peer sends in a simultaneous open: its own SYN-ACK, acknowledging our SYN.
+    ep.conn.on_segment(now, &TcpRepr { window_len: 1000, ..syn_ack() }, &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+    assert!(ep.output(now).is_empty(), "no SYN-ACK again (RFC 9293 §3.5 Figure 7)");
+    assert_eq!(ep.conn.poll_timeout(), None, "our SYN is acknowledged: no retransmission timer");
+    assert_eq!((ep.counters.tcp_active_opens.get(), ep.counters.tcp_passive_opens.get()), (1, 0));
+    // Data both ways; the SYN-ACK's window (1000, never scaled) limits what goes at once.
+    let out = send(&mut ep, now, &[3u8; 1500]);
+    let lens: Vec<(Seq, usize)> = out.iter().map(|(r, _)| (r.seq, r.payload_len)).collect();
+    assert_eq!(lens, vec![(LOCAL_ISS + 1, 1000)]);
+    ep.conn.on_segment(now, &TcpRepr { payload_len: 3, ..ack(LOCAL_ISS + 1001) }, b"yes");
+    assert_eq!(ep.read_all(), b"yes");
+}
+
+#[test]
+fn test_syn_received_unacceptable_segment_gets_a_bare_ack() {
+    let now = Instant::now();
+    let mut ep = simultaneous_syn_received(now);
+    // A SYN-ACK that does not acknowledge our SYN, and an old segment: RFC 9293 §3.10.7.4 answers
+    // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, not another SYN-ACK.
+    let wrong_ack = TcpRepr { ack: Some(LOCAL_ISS + 7), ..syn_ack() };
+    let old = TcpRepr { seq: REMOTE_ISS - 100, ack: Some(LOCAL_ISS + 1), ..TEMPLATE };
+    for seg in [wrong_ack, old] {
+        ep.conn.on_segment(now, &seg, &[]);
+        assert_eq!(ep.conn.state(), State::SynReceived);
+        let (a, _) = one(ep.output(now));
+        assert_eq!((a.seq, a.ack, a.flags), (LOCAL_ISS + 1, Some(REMOTE_ISS + 1), TcpFlags::NONE), "{seg:?}");
+    }
+    // The peer's SYN again (without an ACK: it never got ours) still gets our SYN-ACK at once.
+    ep.conn.on_segment(now, &TcpRepr { seq: REMOTE_ISS, flags: SYN, ..TEMPLATE }, &[]);
+    let (sa, _) = one(ep.output(now));
+    assert_eq!((sa.seq, sa.ack, sa.flags), (LOCAL_ISS, Some(REMOTE_ISS + 1), SYN));
+    assert_eq!(ep.counters.tcp_timeouts.get(), 0);
+}
+
+#[test]
+fn test_syn_received_passive_open_syn_ack_gets_a_bare_ack() {
+    let now = Instant::now();
+    let syn = TcpRepr { src_port: 4000, dst_port: 80, seq: Seq(300), flags: SYN, ..TEMPLATE };
+    let mut ep = Endpoint::accept(now, plain_config(), params(REMOTE, LOCAL), Seq(9000), &syn, 1 << 16);
+    one(ep.output(now));
+    // We never sent a SYN of our own that a SYN-ACK could answer: unacceptable, a bare ACK.
+    let sa = TcpRepr { ack: Some(Seq(9001)), ..syn };
+    ep.conn.on_segment(now, &sa, &[]);
+    assert_eq!(ep.conn.state(), State::SynReceived);
+    let (a, _) = one(ep.output(now));
+    assert_eq!((a.seq, a.ack, a.flags), (Seq(9001), Some(Seq(301)), TcpFlags::NONE));
 }
 
 #[test]
@@ -590,21 +654,67 @@ fn test_established_read_with_room_for_two_segments_sends_no_window_update() {
 fn test_established_icmp_error_is_soft_until_the_connection_times_out() {
     let t0 = Instant::now();
     let mut ep = established(t0);
-    ep.conn.on_icmp_error(TcpError::HostUnreachable);
-    assert_eq!(ep.conn.state(), State::Established, "RFC 5927: a soft error does not abort");
     send(&mut ep, t0, b"into the void");
+    // It quotes our segment: SND.UNA =< SEG.SEQ < SND.NXT (RFC 5927 §4.1).
+    ep.conn.on_icmp(LOCAL_ISS + 1, IcmpSignal::Unreachable);
+    assert_eq!(ep.conn.state(), State::Established, "RFC 5927: a soft error does not abort");
     while let Some(t) = ep.conn.poll_timeout() {
         ep.conn.on_timeout(t);
         ep.output(t);
     }
     assert_eq!(ep.conn.error(), Some(TcpError::HostUnreachable), "reported when the connection gives up");
+    assert_eq!(ep.counters.tcp_out_of_window_icmps.get(), 0);
+}
+
+#[test]
+fn test_established_icmp_error_outside_the_send_window_is_ignored_and_counted() {
+    let t0 = Instant::now();
+    let mut ep = established(t0);
+    send(&mut ep, t0, b"into the void"); // LOCAL_ISS + 1 .. LOCAL_ISS + 14
+    let outside = [
+        LOCAL_ISS,             // our SYN: acknowledged, before SND.UNA
+        LOCAL_ISS + 14,        // SND.NXT: nothing sent there yet
+        LOCAL_ISS + 1_000_000, // a blind guess
+        LOCAL_ISS - 70_000,    // another
+    ];
+    for seq in outside {
+        ep.conn.on_icmp(seq, IcmpSignal::Unreachable);
+        ep.conn.on_icmp(seq, IcmpSignal::PathMtu(576));
+    }
+    assert_eq!(ep.counters.tcp_out_of_window_icmps.get(), 8);
+    assert_eq!(ep.conn.smss(), 1460, "the MSS was not lowered");
+    while let Some(t) = ep.conn.poll_timeout() {
+        ep.conn.on_timeout(t);
+        ep.output(t);
+    }
+    assert_eq!(ep.conn.error(), Some(TcpError::TimedOut), "no soft error was recorded");
+}
+
+#[test]
+fn test_established_icmp_fragmentation_needed_lowers_the_mss_even_after_a_timeout() {
+    let t0 = Instant::now();
+    let mut ep = established(t0);
+    let out = send(&mut ep, t0, &[1u8; 3 * 1460]);
+    assert_eq!(out.len(), 3);
+    // A timeout rewinds snd_nxt; the third segment was still sent, and an error about it counts.
+    let t = ep.conn.poll_timeout().unwrap();
+    ep.conn.on_timeout(t);
+    let resent = ep.output(t);
+    assert_eq!((resent.len(), resent[0].0.seq), (1, LOCAL_ISS + 1), "one segment after the timeout");
+    ep.conn.on_icmp(LOCAL_ISS + 1 + 2 * 1460, IcmpSignal::PathMtu(1000));
+    assert_eq!(ep.conn.smss(), 960);
+    assert_eq!(ep.counters.tcp_out_of_window_icmps.get(), 0);
 }
 
 #[test]
 fn test_syn_sent_icmp_port_unreachable_refuses() {
     let now = Instant::now();
     let mut ep = synsent(now, plain_config());
-    ep.conn.fail_connect(TcpError::Refused);
+    ep.conn.on_icmp(LOCAL_ISS + 1, IcmpSignal::Refused);
+    ep.conn.on_icmp(Seq(12345), IcmpSignal::Refused);
+    assert_eq!(ep.conn.state(), State::SynSent, "it does not quote our SYN");
+    assert_eq!(ep.counters.tcp_out_of_window_icmps.get(), 2);
+    ep.conn.on_icmp(LOCAL_ISS, IcmpSignal::Refused);
     assert_eq!((ep.conn.state(), ep.conn.error()), (State::Closed, Some(TcpError::Refused)));
 }
 
@@ -676,4 +786,240 @@ fn test_cookie_established_data_and_timestamps() {
     assert!(tsval.wrapping_sub(our_tsval) < 1000, "TSval {tsval} jumped from the cookie's {our_tsval}");
     assert_eq!(tsecr, 2_731_854_620);
     assert_eq!(ep.read_all(), b"through the cookie");
+}
+
+/// Payload lengths of what went out.
+fn lens(out: &[(TcpRepr, Vec<u8>)]) -> Vec<usize> {
+    out.iter().map(|(r, _)| r.payload_len).collect()
+}
+
+/// A passive open with `config`, answering `syn` from REMOTE's port 4000; the SYN-ACK is returned.
+fn accepted(now: Instant, config: TcpConfig, syn: &TcpRepr, cap: usize) -> (Endpoint, TcpRepr) {
+    let mut ep = Endpoint::accept(now, config, params(REMOTE, LOCAL), Seq(9000), syn, cap);
+    let (sa, _) = one(ep.output(now));
+    assert_eq!(sa.flags, SYN);
+    (ep, sa)
+}
+
+/// The peer's SYN for [`accepted`].
+const PEER_SYN: TcpRepr = TcpRepr { src_port: 4000, dst_port: 80, seq: Seq(300), flags: SYN, ..TEMPLATE };
+
+#[test]
+fn test_syn_sent_window_scale_offered_by_both_sides_scales_both_ways() {
+    let now = Instant::now();
+    let cfg = TcpConfig { timestamps: false, sack: false, ..TcpConfig::default() };
+    let mut ep = Endpoint::connect(now, cfg, params(LOCAL, REMOTE), LOCAL_ISS, 1 << 20);
+    let (syn, _) = one(ep.output(now));
+    // RFC 7323 §2.3: 1 MiB fits the 16-bit field with a shift of 5; §2.2: a SYN's window is never scaled.
+    assert_eq!((syn.window_scale, syn.window_len), (Some(5), 65535));
+    ep.conn.on_segment(now, &TcpRepr { window_scale: Some(7), window_len: 1000, ..syn_ack() }, &[]);
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.window_len, ((1 << 20) >> 5) as u16, "our window, shifted by our scale");
+    assert_eq!((ep.conn.info().rcv_wscale, ep.conn.info().snd_wscale), (5, 7));
+    // The SYN-ACK's window is taken as it is: 1000 bytes, not 1000 << 7.
+    assert_eq!(lens(&send(&mut ep, now, &[0u8; 4000])), vec![1000]);
+    // Later windows are scaled: 100 << 7 = 12800 bytes lets the other 3000 go.
+    ep.conn.on_segment(now, &TcpRepr { window_len: 100, ..ack(LOCAL_ISS + 1001) }, &[]);
+    assert_eq!(lens(&ep.output(now)), vec![1460, 1460, 80]);
+}
+
+#[test]
+fn test_syn_sent_window_scale_not_offered_by_the_peer_scales_neither_way() {
+    let now = Instant::now();
+    let cfg = TcpConfig { timestamps: false, sack: false, ..TcpConfig::default() };
+    let mut ep = Endpoint::connect(now, cfg, params(LOCAL, REMOTE), LOCAL_ISS, 1 << 20);
+    let (syn, _) = one(ep.output(now));
+    assert_eq!(syn.window_scale, Some(5), "we offer");
+    ep.conn.on_segment(now, &syn_ack(), &[]); // the peer does not
+    let (a, _) = one(ep.output(now));
+    assert_eq!(a.window_len, 65535, "our 1 MiB window, unscaled, tops out at 65535");
+    assert_eq!((ep.conn.info().rcv_wscale, ep.conn.info().snd_wscale), (0, 0));
+    ep.conn.on_segment(now, &TcpRepr { window_len: 100, ..ack(LOCAL_ISS + 1) }, &[]);
+    assert_eq!(lens(&send(&mut ep, now, &[0u8; 300])), vec![100], "the peer's 100 is 100 bytes");
+}
+
+#[test]
+fn test_syn_received_window_scale_offered_by_one_side_only_scales_neither_way() {
+    let now = Instant::now();
+    let on = TcpConfig { timestamps: false, sack: false, ..TcpConfig::default() };
+    let off = TcpConfig { window_scaling: false, ..on.clone() };
+    let offering = TcpRepr { window_scale: Some(7), ..PEER_SYN };
+    // The peer offers and we do not; we would offer and the peer does not.
+    for (cfg, syn) in [(off, offering), (on, PEER_SYN)] {
+        let (mut ep, sa) = accepted(now, cfg, &syn, 1 << 20);
+        assert_eq!((sa.window_scale, sa.window_len), (None, 65535), "{syn:?}");
+        ep.conn.on_segment(
+            now,
+            &TcpRepr { seq: Seq(301), ack: Some(Seq(9001)), window_len: 100, ..TEMPLATE },
+            &[],
+        );
+        assert_eq!(ep.conn.state(), State::Established);
+        assert_eq!((ep.conn.info().rcv_wscale, ep.conn.info().snd_wscale), (0, 0));
+        let out = send(&mut ep, now, &[0u8; 300]);
+        assert_eq!(lens(&out), vec![100], "the peer's window is not scaled");
+        assert_eq!(out[0].0.window_len, 65535, "nor is ours");
+    }
+}
+
+#[test]
+fn test_established_ack_of_a_retransmitted_segment_gives_no_rtt_sample() {
+    let t0 = Instant::now();
+    let mut ep = synsent(t0, plain_config());
+    let t1 = t0 + Duration::from_millis(100);
+    ep.conn.on_segment(t1, &syn_ack(), &[]);
+    ep.output(t1);
+    assert_eq!(ep.conn.info().rtt_us, 100_000);
+    // A segment sent once is timed: SRTT = 7/8 * 100 + 1/8 * 60 = 95 ms.
+    send(&mut ep, t1, b"once");
+    let t2 = t1 + Duration::from_millis(60);
+    ep.conn.on_segment(t2, &ack(LOCAL_ISS + 5), &[]);
+    assert_eq!(ep.conn.info().rtt_us, 95_000);
+    let rto = ep.conn.info().rto_us;
+    // A segment sent twice is not (Karn): its ACK could be for either copy.
+    send(&mut ep, t2, b"twice");
+    let t3 = ep.conn.poll_timeout().unwrap();
+    ep.conn.on_timeout(t3);
+    assert_eq!(one(ep.output(t3)).1, b"twice");
+    ep.conn.on_segment(t3 + Duration::from_millis(10), &ack(LOCAL_ISS + 10), &[]);
+    assert_eq!(ep.conn.info().rtt_us, 95_000, "no sample from the retransmitted segment's ACK");
+    assert_eq!(ep.conn.info().rto_us, 2 * rto, "the backed-off RTO stays until a valid sample");
+}
+
+#[test]
+fn test_syn_sent_syn_ack_after_a_retransmitted_syn_gives_no_rtt_sample() {
+    let t0 = Instant::now();
+    let mut ep = synsent(t0, plain_config());
+    let t = ep.conn.poll_timeout().unwrap();
+    ep.conn.on_timeout(t);
+    assert_eq!(one(ep.output(t)).0.flags, SYN);
+    ep.conn.on_segment(t + Duration::from_millis(30), &syn_ack(), &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+    assert_eq!(ep.conn.info().rtt_us, 0, "no RTT sample at all");
+}
+
+#[test]
+fn test_syn_received_ack_of_a_resent_syn_ack_gives_no_rtt_sample() {
+    let t0 = Instant::now();
+    let last_ack = TcpRepr { seq: Seq(301), ack: Some(Seq(9001)), ..TEMPLATE };
+    // Sent once: the ACK times it.
+    let (mut ep, _) = accepted(t0, plain_config(), &PEER_SYN, 1 << 16);
+    ep.conn.on_segment(t0 + Duration::from_millis(60), &last_ack, &[]);
+    assert_eq!(ep.conn.info().rtt_us, 60_000);
+    // The peer's SYN again: the SYN-ACK goes again, and the ACK no longer tells which one it answers.
+    let (mut ep, _) = accepted(t0, plain_config(), &PEER_SYN, 1 << 16);
+    let t1 = t0 + Duration::from_millis(50);
+    ep.conn.on_segment(t1, &PEER_SYN, &[]);
+    assert_eq!(one(ep.output(t1)).0.flags, SYN);
+    ep.conn.on_segment(t0 + Duration::from_millis(60), &last_ack, &[]);
+    assert_eq!(ep.conn.state(), State::Established);
+    assert_eq!(ep.conn.info().rtt_us, 0);
+}
+
+#[test]
+fn test_established_sender_holds_a_small_segment_for_a_small_window() {
+    let now = Instant::now();
+    let mut ep = established(now); // the largest window the peer offered: 65535
+    ep.conn.on_segment(now, &TcpRepr { window_len: 2000, ..ack(LOCAL_ISS + 1) }, &[]);
+    // RFC 9293 §3.8.6.2.1: a full segment goes; the 540 bytes left in the window do not, since more
+    // is queued and 540 is less than half the largest window.
+    assert_eq!(lens(&send(&mut ep, now, &[1u8; 5000])), vec![1460]);
+    ep.conn.on_segment(now, &TcpRepr { window_len: 2000, ..ack(LOCAL_ISS + 1461) }, &[]);
+    assert_eq!(lens(&ep.output(now)), vec![1460]);
+    // With nothing in flight no ACK would come to reopen the window: the small segment goes now
+    // (in place of the RFC's override timer).
+    ep.conn.on_segment(now, &TcpRepr { window_len: 540, ..ack(LOCAL_ISS + 2921) }, &[]);
+    assert_eq!(lens(&ep.output(now)), vec![540]);
+}
+
+#[test]
+fn test_established_sender_sends_half_the_largest_window() {
+    let now = Instant::now();
+    let mut ep = synsent(now, plain_config());
+    ep.conn.on_segment(now, &TcpRepr { window_len: 1000, ..syn_ack() }, &[]);
+    ep.output(now);
+    // A segment that fills the usable window goes when it is at least half the largest window
+    // (1000): 1000, then 600 ...
+    assert_eq!(lens(&send(&mut ep, now, &[1u8; 5000])), vec![1000]);
+    ep.conn.on_segment(now, &TcpRepr { window_len: 1000, ..ack(LOCAL_ISS + 601) }, &[]);
+    assert_eq!(lens(&ep.output(now)), vec![600]);
+    // ... but not 300, with data in flight.
+    ep.conn.on_segment(now, &TcpRepr { window_len: 1000, ..ack(LOCAL_ISS + 901) }, &[]);
+    assert!(ep.output(now).is_empty());
+    ep.conn.on_segment(now, &TcpRepr { window_len: 1000, ..ack(LOCAL_ISS + 1601) }, &[]);
+    assert_eq!(lens(&ep.output(now)), vec![1000]);
+}
+
+#[test]
+fn test_time_wait_lasts_twice_a_configured_msl() {
+    use crate::tcp::timewait::TimeWait;
+    let now = Instant::now();
+    let mut ep = established_with(now, TcpConfig { msl: Duration::from_secs(2), ..plain_config() });
+    ep.app_tx.close();
+    ep.conn.on_app_activity(now);
+    ep.output(now);
+    ep.conn.on_segment(now, &TcpRepr { flags: FIN, ..ack(LOCAL_ISS + 2) }, &[]);
+    assert_eq!(ep.conn.state(), State::TimeWait);
+    ep.output(now);
+    assert_eq!(ep.conn.poll_timeout(), Some(now + Duration::from_secs(4)));
+    assert_eq!(TimeWait::from_connection(&ep.conn, now).expires, now + Duration::from_secs(4));
+    let later = now + Duration::from_secs(1);
+    ep.conn.on_segment(later, &TcpRepr { flags: FIN, ..ack(LOCAL_ISS + 2) }, &[]);
+    ep.output(later);
+    assert_eq!(ep.conn.poll_timeout(), Some(later + Duration::from_secs(4)), "a FIN restarts 2·MSL");
+    ep.conn.on_timeout(later + Duration::from_secs(4));
+    assert!(ep.conn.is_finished());
+}
+
+#[test]
+fn test_established_rto_respects_a_configured_minimum() {
+    // The handshake measures 10 ms: RTO = 10 + 4 * 5 = 30 ms before the bounds (RFC 6298 §2.2).
+    for (min_rto, rto) in [(500, 500), (5, 30)] {
+        let t0 = Instant::now();
+        let cfg = TcpConfig { min_rto: Duration::from_millis(min_rto), ..plain_config() };
+        let mut ep = synsent(t0, cfg);
+        let t1 = t0 + Duration::from_millis(10);
+        ep.conn.on_segment(t1, &syn_ack(), &[]);
+        ep.output(t1);
+        send(&mut ep, t1, b"timed");
+        assert_eq!(ep.conn.poll_timeout(), Some(t1 + Duration::from_millis(rto)), "min_rto {min_rto} ms");
+    }
+}
+
+#[test]
+fn test_established_after_a_timeout_an_echo_from_before_it_gives_no_rtt_sample() {
+    let t0 = Instant::now();
+    let cfg = TcpConfig { sack: false, window_scaling: false, ..TcpConfig::default() };
+    let mut ep = synsent(t0, cfg);
+    let t1 = t0 + Duration::from_millis(10);
+    ep.conn.on_segment(t1, &TcpRepr { timestamp: Some((1000, 0)), ..syn_ack() }, &[]);
+    ep.output(t1);
+    assert_eq!(ep.conn.info().rtt_us, 10_000);
+    let tsval = |out: Vec<(TcpRepr, Vec<u8>)>| one(out).0.timestamp.unwrap().0;
+    let peer_ack = |acked: usize, peer_ts: u32, echo: u32| TcpRepr {
+        timestamp: Some((peer_ts, echo)),
+        ..ack(LOCAL_ISS + acked)
+    };
+
+    // The segment arrives but its ACK is lost; the timer fires and the segment goes again. The
+    // peer's answer to the duplicate echoes the first copy's TSval (RFC 7323 §4.3): the time since
+    // then includes the whole timeout, and is no RTT.
+    let first = tsval(send(&mut ep, t1, b"x"));
+    let rto = ep.conn.poll_timeout().unwrap();
+    ep.conn.on_timeout(rto);
+    let resent = tsval(ep.output(rto));
+    assert_ne!(first, resent);
+    ep.conn.on_segment(rto + Duration::from_millis(10), &peer_ack(2, 1001, first), &[]);
+    assert_eq!(ep.conn.info().rtt_us, 10_000, "no sample from an echo older than the timeout");
+    assert_eq!(ep.conn.info().rto_us, 400_000, "and the RTO stays backed off (200 ms doubled)");
+
+    // An echo of a copy sent after the timeout is a sample (RFC 7323 RTTM), and ends the backoff.
+    let t2 = rto + Duration::from_millis(20);
+    tsval(send(&mut ep, t2, b"y"));
+    let rto2 = ep.conn.poll_timeout().unwrap();
+    ep.conn.on_timeout(rto2);
+    let resent = tsval(ep.output(rto2));
+    ep.conn.on_segment(rto2 + Duration::from_millis(6), &peer_ack(3, 1002, resent), &[]);
+    // SRTT = 7/8 * 10 + 1/8 * 6 = 9.5 ms.
+    assert_eq!(ep.conn.info().rtt_us, 9_500);
+    assert_eq!(ep.conn.info().rto_us, 200_000);
 }
