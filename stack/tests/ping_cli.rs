@@ -17,26 +17,35 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-#[test]
-fn ping_the_kernel_peer_three_times() {
+/// Run `xdpstack ping -c COUNT -s DATA` to the kernel peer; check the header, one line per reply as
+/// iputils prints it (ICMP bytes: 8 of header plus the data), and the summary; return the output.
+fn ping_peer(data: usize, count: usize) -> String {
     let tb = common::testbed(1);
     let peer = tb.config.peer_addr.to_string();
-    let out = ping(&tb, &["-c", "3", "-i", "0.2", "-W", "2", &peer]);
+    let (c, s) = (count.to_string(), data.to_string());
+    let out = ping(&tb, &["-c", &c, "-i", "0.2", "-W", "2", "-s", &s, &peer]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], format!("PING {peer} ({peer}) 56(84) bytes of data."));
+    assert_eq!(lines[0], format!("PING {peer} ({peer}) {data}({}) bytes of data.", data + 28));
     let replies: Vec<&&str> = lines.iter().filter(|l| l.contains(" bytes from ")).collect();
-    assert_eq!(replies.len(), 3, "{stdout}");
+    assert_eq!(replies.len(), count, "{stdout}");
     for (i, l) in replies.iter().enumerate() {
-        let prefix = format!("64 bytes from {peer}: icmp_seq={} ttl=64 time=", i + 1);
+        let prefix = format!("{} bytes from {peer}: icmp_seq={} ttl=64 time=", data + 8, i + 1);
         assert!(l.starts_with(&prefix) && l.ends_with(" ms"), "{l}");
         let t: f64 = l[prefix.len()..l.len() - 3].parse().unwrap_or_else(|_| panic!("time in {l:?}"));
         assert!(t > 0.0 && t < 2000.0, "{l}");
     }
     assert!(stdout.contains(&format!("--- {peer} ping statistics ---")), "{stdout}");
-    assert!(stdout.contains("3 packets transmitted, 3 received, 0% packet loss, time "), "{stdout}");
-    let rtt = lines.iter().find(|l| l.starts_with("rtt min/avg/max/mdev = ")).expect("rtt line");
+    let summary = format!("{count} packets transmitted, {count} received, 0% packet loss, time ");
+    assert!(stdout.contains(&summary), "{stdout}");
+    stdout
+}
+
+#[test]
+fn ping_the_kernel_peer_three_times() {
+    let stdout = ping_peer(56, 3);
+    let rtt = stdout.lines().find(|l| l.starts_with("rtt min/avg/max/mdev = ")).expect("rtt line");
     let nums: Vec<f64> =
         rtt["rtt min/avg/max/mdev = ".len()..rtt.len() - 3].split('/').map(|n| n.parse().unwrap()).collect();
     assert_eq!(nums.len(), 4, "{rtt}");
@@ -47,20 +56,7 @@ fn ping_the_kernel_peer_three_times() {
 /// counts them (header and data).
 #[test]
 fn ping_the_kernel_peer_with_1000_bytes_of_data() {
-    let tb = common::testbed(1);
-    let peer = tb.config.peer_addr.to_string();
-    let out = ping(&tb, &["-c", "2", "-i", "0.2", "-W", "2", "-s", "1000", &peer]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], format!("PING {peer} ({peer}) 1000(1028) bytes of data."));
-    let replies: Vec<&&str> = lines.iter().filter(|l| l.contains(" bytes from ")).collect();
-    assert_eq!(replies.len(), 2, "{stdout}");
-    for (i, l) in replies.iter().enumerate() {
-        let prefix = format!("1008 bytes from {peer}: icmp_seq={} ttl=64 time=", i + 1);
-        assert!(l.starts_with(&prefix) && l.ends_with(" ms"), "{l}");
-    }
-    assert!(stdout.contains("2 packets transmitted, 2 received, 0% packet loss"), "{stdout}");
+    ping_peer(1000, 2);
 }
 
 #[test]
