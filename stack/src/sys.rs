@@ -212,6 +212,63 @@ pub(crate) fn ethtool_channels(fd: BorrowedFd<'_>, ifname: &IfReq) -> io::Result
     Ok(ch)
 }
 
+/// eventfd(2) with a zero counter, `EFD_CLOEXEC | EFD_NONBLOCK`.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // Safety: eventfd(2) takes no pointers.
+    let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Safety: `raw` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Add 1 to an eventfd's counter (write(2) of an 8-byte 1). On a non-blocking eventfd whose counter is
+/// full this fails with `WouldBlock`; the descriptor is readable then anyway.
+pub(crate) fn eventfd_write(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let one: u64 = 1;
+    // Safety: writes 8 bytes from a live u64.
+    let n = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Read and reset an eventfd's counter (read(2) of 8 bytes). On a non-blocking eventfd whose counter is
+/// zero this fails with `WouldBlock`.
+pub(crate) fn eventfd_read(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut v: u64 = 0;
+    // Safety: reads at most 8 bytes into a live u64.
+    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v)
+}
+
+/// poll(2) over `fds` for up to `timeout_ms` (-1: forever): how many have events (0 on timeout).
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usize> {
+    // Safety: `fds` is a live, exclusively borrowed array of initialized pollfds of the given length (a
+    // descriptor number in it that is not open only gets POLLNVAL).
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// getrandom(2), flags 0, into `buf`: the bytes written (may be fewer than asked, or fail with
+/// `Interrupted`; the caller loops).
+pub(crate) fn getrandom(buf: &mut [u8]) -> io::Result<usize> {
+    // Safety: `buf` is live and writable for its length.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// setns(2): move the calling thread into the namespace `fd` refers to (`nstype` as in the man page,
 /// e.g. `CLONE_NEWNET`). Only this thread changes; the process's memory is untouched.
 pub(crate) fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
@@ -241,6 +298,20 @@ mod tests {
         assert!(IfReq::new("").is_err());
         assert!(IfReq::new("sixteen-chars-ab").is_err());
         assert!(IfReq::new("a\0b").is_err());
+    }
+
+    #[test]
+    fn eventfd_counts_writes_and_polls_readable() {
+        let fd = eventfd().unwrap();
+        let mut pfd = [libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        assert_eq!(poll(&mut pfd, 0).unwrap(), 0);
+        assert_eq!(eventfd_read(fd.as_fd()).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        eventfd_write(fd.as_fd()).unwrap();
+        eventfd_write(fd.as_fd()).unwrap();
+        assert_eq!(poll(&mut pfd, 0).unwrap(), 1);
+        assert_eq!(pfd[0].revents & libc::POLLIN, libc::POLLIN);
+        assert_eq!(eventfd_read(fd.as_fd()).unwrap(), 2);
+        assert_eq!(eventfd_read(fd.as_fd()).unwrap_err().kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]
