@@ -13,6 +13,9 @@
 //! - [`ethtool_channels`] builds the `SIOCETHTOOL` request and its pointer itself;
 //! - [`sendto`] is generic over [`SockAddr`], a sealed trait implemented only for the plain-data
 //!   `sockaddr_*` structs the crate uses, so that the address length is always `size_of` the struct.
+//!
+//! With the `tokio` feature this module also holds the one `unsafe` registration with tokio's reactor
+//! (`async_fd`), for the same reason: to keep `unsafe` out of the rest of the crate.
 
 use std::ffi::CStr;
 use std::io;
@@ -278,6 +281,22 @@ pub(crate) fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Register an owned descriptor with the current tokio runtime's reactor (panics outside a runtime,
+/// as tokio does). A failed registration closes `fd` and returns tokio's error.
+///
+/// `AsyncFd::register_with_interest` is `unsafe` (in tokio 1.54, which the lock file holds; the safe
+/// `with_interest` is deprecated there as unsound) because a generic `T: AsRawFd` might close or change
+/// its descriptor while registered. An `OwnedFd` cannot: this wrapper is safe because it takes only that.
+#[cfg(feature = "tokio")]
+pub(crate) fn async_fd(
+    fd: OwnedFd,
+    interest: ::tokio::io::Interest,
+) -> io::Result<::tokio::io::unix::AsyncFd<OwnedFd>> {
+    // Safety: an `OwnedFd` is an open descriptor that stays open, and its `as_raw_fd` returns the same
+    // number, until the `AsyncFd` that owns it drops it or gives it back with `into_inner`.
+    unsafe { ::tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts().1)
 }
 
 #[cfg(test)]
