@@ -1,14 +1,14 @@
 //! The libc calls outside AF_XDP, each behind a safe function; with `xsk/` and `socket/ring.rs`, the only
 //! places with `unsafe`.
 //!
-//! Every wrapper makes exactly one system call and reports a failure as `io::Error::last_os_error()`
-//! (the errno of that call). None retries on `EINTR`: the callers decide (`rand::secret_u64` loops,
-//! a wake-up `poll` simply returns and its caller re-checks).
+//! Every wrapper makes one libc call and reports its failure as `io::Error::last_os_error()` (the errno
+//! it set). None retries on `EINTR`: the callers decide (`rand::secret_u64` loops, a wake-up `poll`
+//! simply returns and its caller re-checks).
 //!
 //! The wrappers are typed so that no safe caller can make the kernel read or write memory it should not.
 //! There is no generic "ioctl with any pointer" or "sendto with any address": an ioctl request whose
 //! argument embeds a pointer (`SIOCETHTOOL`) would turn any bytes into a kernel write. Instead:
-//! - [`ioctl_ifreq`] takes a [`IfReq`] and one of the requests in [`IfReqQuery`], whose argument is the
+//! - [`ioctl_ifreq`] takes an [`IfReq`] and one of the requests in [`IfReqQuery`], whose argument is the
 //!   40-byte `struct ifreq` itself and nothing it points to;
 //! - [`ethtool_channels`] builds the `SIOCETHTOOL` request and its pointer itself;
 //! - [`sendto`] is generic over [`SockAddr`], a sealed trait implemented only for the plain-data
