@@ -1,5 +1,6 @@
-//! The libc calls outside AF_XDP, each behind a safe function; with `xsk/` and `socket/ring.rs`, the only
-//! places with `unsafe`.
+//! The libc calls outside AF_XDP, each behind a safe function; with `xsk/` and `socket/ring.rs` (and
+//! `worker/inline.rs`, whose `UnsafeCell` is inherent to it), the only places in the library with
+//! `unsafe`.
 //!
 //! Every wrapper makes one libc call and reports its failure as `io::Error::last_os_error()` (the errno
 //! it set). None retries on `EINTR`: the callers decide (`rand::secret_u64` loops, a wake-up `poll`
