@@ -5,7 +5,10 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use crate::sys::{self, SockAddr};
 
 const RTM_NEWNEIGH: u16 = 28;
 const RTM_GETNEIGH: u16 = 30;
@@ -33,26 +36,9 @@ pub struct KernelNeighbors {
 impl KernelNeighbors {
     /// Open a socket for interface `ifindex`.
     pub fn open(ifindex: u32) -> io::Result<KernelNeighbors> {
-        // Safety: plain socket(2); the result is checked and then owned.
-        let raw = unsafe {
-            libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE)
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Safety: `raw` is a new descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
-        // Safety: SO_RCVTIMEO with a live timeval of the right size.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
+        let fd = sys::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE)?;
+        // A reply that never comes fails the receive after 200 ms instead of hanging the caller.
+        let _ = sys::set_recv_timeout(fd.as_fd(), Duration::from_millis(200));
         Ok(KernelNeighbors { fd, ifindex, seq: 1 })
     }
 
@@ -80,32 +66,15 @@ impl KernelNeighbors {
     }
 
     fn send(&self, msg: &[u8]) -> io::Result<()> {
-        // Safety: a sockaddr_nl for the kernel (all zero but the family) and a live message buffer.
-        let n = unsafe {
-            let mut sa: libc::sockaddr_nl = std::mem::zeroed();
-            sa.nl_family = libc::AF_NETLINK as u16;
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&sa as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // The kernel's address: all zero but the family.
+        let mut sa = libc::sockaddr_nl::zeroed();
+        sa.nl_family = libc::AF_NETLINK as u16;
+        sys::sendto(self.fd.as_fd(), msg, &sa)?;
         Ok(())
     }
 
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // Safety: receives into a live, writable buffer of the given length.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        sys::recv(self.fd.as_fd(), buf)
     }
 
     /// Ask the kernel to resolve `ip` (it sends an ARP request unless it already knows the answer).

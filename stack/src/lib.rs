@@ -17,6 +17,7 @@ pub mod rand;
 pub mod services;
 pub mod socket;
 mod stack;
+mod sys;
 pub mod tcp;
 pub mod testbed;
 #[cfg(feature = "tokio")]

@@ -42,14 +42,10 @@ pub fn secret_u64() -> u64 {
     let mut buf = [0u8; 8];
     let mut filled = 0;
     while filled < buf.len() {
-        // Safety: the pointer and length describe the unfilled tail of `buf`, which is live and writable.
-        let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            assert!(err.kind() == std::io::ErrorKind::Interrupted, "getrandom failed: {err}");
-            continue;
+        match crate::sys::getrandom(&mut buf[filled..]) {
+            Ok(n) => filled += n,
+            Err(err) => assert!(err.kind() == std::io::ErrorKind::Interrupted, "getrandom failed: {err}"),
         }
-        filled += n as usize;
     }
     u64::from_ne_bytes(buf)
 }

@@ -20,9 +20,11 @@
 use std::fs::File;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::sys::{self, SockAddr};
 
 /// How to build a testbed.
 #[derive(Debug, Clone)]
@@ -310,38 +312,14 @@ impl Testbed {
 /// Write `frames` verbatim to interface `ifname` (of the calling thread's namespace) with AF_PACKET.
 fn packet_send(ifname: &str, frames: &[Vec<u8>]) -> io::Result<()> {
     let cname = std::ffi::CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // Safety: `cname` is a valid NUL-terminated string.
-    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-    if ifindex == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // Safety: plain socket(2); checked below and closed by OwnedFd.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // Safety: `raw` is a fresh descriptor nobody else owns.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
-    // Safety: sockaddr_ll is plain data; all-zero is a valid value.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    let ifindex = sys::if_nametoindex(&cname)?;
+    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0)?;
+    let mut sll = libc::sockaddr_ll::zeroed();
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_ifindex = ifindex as i32;
     sll.sll_halen = 6;
     for frame in frames {
-        // Safety: the buffer and the address are live for the call, with their true lengths.
-        let n = unsafe {
-            libc::sendto(
-                fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        sys::sendto(fd.as_fd(), frame, &sll)?;
     }
     Ok(())
 }
@@ -394,12 +372,8 @@ pub fn in_netns<R: Send + 'static>(ns: &str, f: impl FnOnce() -> R + Send + 'sta
         io::Error::new(e.kind(), format!("cannot open network namespace {}: {e}", path.display()))
     })?;
     std::thread::spawn(move || {
-        // Safety: setns only changes the network namespace of this (new) thread; the fd is valid for the
-        // duration of the call because `file` is alive.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // Only this (new) thread changes namespace.
+        sys::setns(file.as_fd(), libc::CLONE_NEWNET)?;
         Ok(f())
     })
     .join()

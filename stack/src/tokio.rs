@@ -20,7 +20,7 @@
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -28,7 +28,7 @@ use ::tokio::io::unix::AsyncFd;
 use ::tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 use crate::socket::poll::sealed::Source;
-use crate::Stack;
+use crate::{sys, Stack};
 
 /// Which readiness of the eventfd a waiter uses: readers and writers keep their own waker.
 #[derive(Debug, Clone, Copy)]
@@ -53,10 +53,7 @@ impl Wakeup {
         }
         let fd = source.event().fd()?.try_clone_to_owned()?;
         // Edge-triggered on both interests: every write of the eventfd reports it readable and writable.
-        // Safety: the `OwnedFd` is a fresh duplicate that the `AsyncFd` owns: it stays open and names the
-        // same eventfd until the `AsyncFd` drops it.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE) }
-            .map_err(|e| e.into_parts().1)?;
+        let fd = sys::async_fd(fd, Interest::READABLE | Interest::WRITABLE)?;
         // From now on every notify writes the eventfd (undone in `release`).
         source.event().register();
         Ok(Wakeup { fd })
@@ -98,9 +95,8 @@ impl Wakeup {
 
     /// Consume pending signals (the duplicate shares the eventfd's counter).
     fn drain(&self) {
-        let mut v: u64 = 0;
-        // Safety: reads at most 8 bytes into a live u64 from our own non-blocking eventfd.
-        unsafe { libc::read(self.fd.get_ref().as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        // Nothing pending (EAGAIN) is as good as drained.
+        let _ = sys::eventfd_read(self.fd.get_ref().as_fd());
     }
 
     fn release(&self, source: &impl Source) {

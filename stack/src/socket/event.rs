@@ -20,12 +20,13 @@
 //! per notification; a linked one takes the (uncontended) lock that guards its link.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::poll::Registration;
+use crate::sys;
 
 /// The bit of `waiters` that says "a poller registration is linked"; the rest counts sleepers.
 const LINKED: u32 = 1 << 31;
@@ -53,13 +54,7 @@ impl Event {
         if let Some(fd) = self.fd.get() {
             return Ok(fd.as_fd());
         }
-        // Safety: eventfd has no memory-safety preconditions; the result is checked below.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Safety: `raw` is a fresh descriptor that nothing else owns.
-        let fresh = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fresh = sys::eventfd()?;
         // Two first users at once: one descriptor wins, the other is closed here.
         let _ = self.fd.set(fresh);
         Ok(self.fd.get().expect("set above").as_fd())
@@ -141,18 +136,15 @@ impl Event {
     /// Write the eventfd unconditionally (nothing to do if it was never made: nobody can wait on it).
     pub fn signal(&self) {
         let Some(fd) = self.fd.get() else { return };
-        let one: u64 = 1;
-        // Safety: writes 8 bytes from a live u64 to our own eventfd. A full counter (EAGAIN) already
-        // means "readable", so the result needs no handling.
-        unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        // A full counter (EAGAIN) already means "readable", so the result needs no handling.
+        let _ = sys::eventfd_write(fd.as_fd());
     }
 
     /// Consume a pending signal, if any.
     pub fn drain(&self) {
         let Some(fd) = self.fd.get() else { return };
-        let mut v: u64 = 0;
-        // Safety: reads at most 8 bytes into a live u64 from our own non-blocking eventfd.
-        unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        // Nothing pending (EAGAIN) is as good as drained.
+        let _ = sys::eventfd_read(fd.as_fd());
     }
 
     /// Mark the caller as a sleeper: from now on every [`Event::notify`] writes the eventfd. Pair with
@@ -255,8 +247,8 @@ pub(crate) fn poll_readable(fds: &[Option<BorrowedFd<'_>>], timeout_ms: i32) {
         pfds[n].fd = fd.as_raw_fd();
         n += 1;
     }
-    // Safety: `pfds[..n]` are initialized pollfds on the stack; the borrowed descriptors outlive the call.
-    unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
+    // The borrowed descriptors outlive the call. Errors (EINTR) need no handling: callers re-check.
+    let _ = sys::poll(&mut pfds[..n], timeout_ms);
 }
 
 #[cfg(test)]
@@ -297,9 +289,8 @@ mod tests {
     fn notify_without_waiters_writes_nothing() {
         let ev = Event::new();
         ev.notify();
-        let mut pfd = libc::pollfd { fd: ev.fd().unwrap().as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // Safety: one valid pollfd, zero timeout.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        let mut pfd = [libc::pollfd { fd: ev.fd().unwrap().as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        let n = sys::poll(&mut pfd, 0).unwrap();
         assert_eq!(n, 0, "no syscall-visible signal when nobody waits");
     }
 }
