@@ -22,6 +22,7 @@ use std::ffi::CStr;
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 /// socket(2): a new descriptor, owned. Pass `SOCK_CLOEXEC` in `ty` as usual.
@@ -249,6 +250,36 @@ pub(crate) fn eventfd_read(fd: BorrowedFd<'_>) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(v)
+}
+
+/// futex(2) `FUTEX_WAIT_PRIVATE`: sleep while `*word == expected`, for at most `timeout` (None: no
+/// limit). Returns when woken, at once if the word already differs, on a signal or on timeout; callers
+/// re-check their condition either way, so the result carries nothing.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // Safety: `word` is a live, aligned 32-bit atomic for the whole call and `tsp` is null or points to
+    // a timespec that outlives it; the kernel only reads both.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            tsp,
+        )
+    };
+}
+
+/// futex(2) `FUTEX_WAKE_PRIVATE`: wake every thread sleeping in [`futex_wait`] on `word`.
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    // Safety: `word` is a live, aligned 32-bit atomic; FUTEX_WAKE only uses its address as a key.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX)
+    };
 }
 
 /// poll(2) over `fds` for up to `timeout_ms` (-1: forever): how many have events (0 on timeout).

@@ -270,6 +270,61 @@ fn a_thousand_concurrent_connections() {
     finish(stack);
 }
 
+#[test]
+fn threads_sharing_a_listener_accept_every_connection() {
+    // A thread pool blocked in accept on one listener (as servers on std::net do): every connection
+    // the kernel makes, in bursts, is accepted by one of them and answered.
+    const THREADS: usize = 4;
+    const CONNECTIONS: usize = 400;
+    let tb = testbed(1);
+    let stack = start(&tb, |_| {});
+    let listener = std::sync::Arc::new(TcpListener::bind(&stack, "10.77.0.2:6400").unwrap());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pool: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (listener, done) = (listener.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut served = 0usize;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((mut s, _)) => {
+                            s.write_all(b"hi").unwrap();
+                            served += 1;
+                        }
+                        Err(e) => panic!("accept: {e}"),
+                    }
+                }
+                served
+            })
+        })
+        .collect();
+    let clients = tb
+        .in_peer_ns(|| {
+            let bursts = (0..CONNECTIONS / 8).map(|_| {
+                let burst: Vec<_> = (0..8)
+                    .map(|_| std::thread::spawn(|| KernelStream::connect("10.77.0.2:6400").unwrap()))
+                    .collect();
+                burst.into_iter().map(|t| t.join().unwrap()).collect::<Vec<_>>()
+            });
+            bursts.flatten().collect::<Vec<_>>()
+        })
+        .unwrap();
+    for mut c in clients {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut hi = [0u8; 2];
+        c.read_exact(&mut hi).expect("every connection accepted and answered");
+        assert_eq!(&hi, b"hi");
+    }
+    // One more connection per thread, each to release one accept after the flag.
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let last: Vec<_> = (0..THREADS).map(|_| kernel_connect(&tb, "10.77.0.2:6400").unwrap()).collect();
+    let served: usize = pool.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(served, CONNECTIONS + THREADS);
+    drop(last);
+    drop(listener);
+    finish(stack);
+}
+
 /// Abort a kernel socket: SO_LINGER with a zero timeout makes close() send RST.
 fn abort_kernel(s: KernelStream) {
     let linger = libc::linger { l_onoff: 1, l_linger: 0 };

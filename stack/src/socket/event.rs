@@ -1,34 +1,40 @@
-//! Wake-ups between threads without polling: an eventfd that is written only when someone waits.
+//! Wake-ups between threads without polling: a futex for threads that block in a socket call, and an
+//! eventfd, written only when someone polls it, for reactors.
 //!
 //! The producer (a worker delivering a datagram, an application queueing a command) makes its condition
-//! true, then calls [`Event::notify`], which costs one atomic load when nobody sleeps. The consumer
-//! announces itself in `waiters` *before* its last check of the condition, so a notification cannot fall
-//! between that check and the sleep (the classic Dekker handshake; both sides use SeqCst fences).
-//! Because the sleep is `poll(2)` on an eventfd, the same descriptor can be handed to epoll or tokio's
-//! reactor (`crate::tokio` keeps the event "waited on" for as long as an async socket lives, so every
-//! notification writes the eventfd).
+//! true, then calls [`Event::notify`], which costs two atomic loads when nobody sleeps. A consumer
+//! announces itself *before* its last check of the condition, so a notification cannot fall between
+//! that check and the sleep (the classic Dekker handshake; both sides use SeqCst fences).
 //!
-//! The eventfd is made the first time someone needs it (a sleeper, tokio, a worker), not with the
-//! event: every TCP connection has an event, and a busy-polling application that never sleeps would
-//! otherwise pay an `eventfd(2)` and a `close(2)` per connection for nothing (1.6 µs of a SYN's
-//! handling, measured). A sleeper makes the descriptor *before* it registers, so a notifier that sees
-//! the registration also sees the descriptor.
+//! Threads blocked in [`Event::wait_until`] sleep on a futex over a generation word: a notification
+//! that sees sleepers bumps the generation and wakes them all, and a sleeper whose generation is stale
+//! does not sleep at all. So any number of threads may wait on one event (several threads accepting on
+//! one listener, or receiving on one UDP socket) and none can swallow another's wake-up, which a
+//! shared eventfd counter, drained by whoever wakes first, allows.
+//!
+//! The eventfd serves those who poll descriptors: the worker (it polls its event together with its
+//! rings), tokio's reactor (`crate::tokio` keeps the event registered for as long as an async socket
+//! lives, so every notification writes the eventfd). It is made the first time one of them needs it,
+//! not with the event: every TCP connection has an event, and one that only ever has blocking or
+//! busy-polling users pays no `eventfd(2)` and `close(2)` (1.6 µs of a SYN's handling, measured). A
+//! registrant makes the descriptor *before* it registers, so a notifier that sees the registration also
+//! sees the descriptor.
 //!
 //! An event can also be *linked* to one registration of a [`crate::Poller`]: then a notification also
 //! puts the registration on the poller's ready list (see `socket/poll.rs`). The link is a flag bit in
-//! the same word as the waiter count, so a socket that no poller watches still pays one relaxed load
-//! per notification; a linked one takes the (uncontended) lock that guards its link.
+//! the same word as the registration count, so a socket that no poller watches still pays one relaxed
+//! load per notification; a linked one takes the (uncontended) lock that guards its link.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::poll::Registration;
 use crate::sys;
 
-/// The bit of `waiters` that says "a poller registration is linked"; the rest counts sleepers.
+/// The bit of `waiters` that says "a poller registration is linked"; the rest counts registrations.
 const LINKED: u32 = 1 << 31;
 
 /// A wake-up channel: many notifiers, any number of waiters.
@@ -36,8 +42,12 @@ const LINKED: u32 = 1 << 31;
 pub struct Event {
     /// The eventfd, made on first use ([`Event::fd`]).
     fd: OnceLock<OwnedFd>,
-    /// Sleepers (low bits) and the [`LINKED`] flag.
+    /// Eventfd registrations ([`Event::register`]; low bits) and the [`LINKED`] flag.
     waiters: AtomicU32,
+    /// Threads asleep (or about to sleep) in [`Event::wait_until`].
+    sleepers: AtomicU32,
+    /// The futex word those threads sleep on: bumped by every notification that sees a sleeper.
+    generation: AtomicU32,
     /// The poller registration this event feeds, if any ([`LINKED`] is set exactly while it is `Some`).
     link: Mutex<Option<Arc<Registration>>>,
 }
@@ -45,7 +55,13 @@ pub struct Event {
 impl Event {
     /// A new event. No descriptor yet: see [`Event::fd`].
     pub fn new() -> Event {
-        Event { fd: OnceLock::new(), waiters: AtomicU32::new(0), link: Mutex::new(None) }
+        Event {
+            fd: OnceLock::new(),
+            waiters: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+            generation: AtomicU32::new(0),
+            link: Mutex::new(None),
+        }
     }
 
     /// The eventfd (made now if this is the first call), to poll or to hand to a reactor. Fails only
@@ -64,12 +80,15 @@ impl Event {
     #[inline]
     pub fn notify(&self) {
         fence(Ordering::SeqCst);
-        // Acquire: a sleeper made the descriptor before it registered; seeing it registered means
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            self.wake_sleepers();
+        }
+        // Acquire: a registrant made the descriptor before it registered; seeing it registered means
         // seeing the descriptor too.
         let w = self.waiters.load(Ordering::Acquire);
         if w != 0 {
             if w & !LINKED != 0 {
-                self.signal();
+                self.write_fd();
             }
             if w & LINKED != 0 {
                 self.notify_link();
@@ -81,6 +100,19 @@ impl Event {
     pub fn wake_all(&self) {
         self.signal();
         self.notify_link();
+    }
+
+    /// A new generation, and every thread asleep in [`Event::wait_until`] wakes to re-check.
+    #[cold]
+    fn wake_sleepers(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake_all(&self.generation);
+    }
+
+    fn write_fd(&self) {
+        let Some(fd) = self.fd.get() else { return };
+        // A full counter (EAGAIN) already means "readable", so the result needs no handling.
+        let _ = sys::eventfd_write(fd.as_fd());
     }
 
     /// Put the linked registration, if any, on its poller's ready list.
@@ -133,11 +165,14 @@ impl Event {
         }
     }
 
-    /// Write the eventfd unconditionally (nothing to do if it was never made: nobody can wait on it).
+    /// Wake whoever waits, without the notifier's handshake: write the eventfd (if it was ever made)
+    /// and wake the threads asleep in [`Event::wait_until`].
     pub fn signal(&self) {
-        let Some(fd) = self.fd.get() else { return };
-        // A full counter (EAGAIN) already means "readable", so the result needs no handling.
-        let _ = sys::eventfd_write(fd.as_fd());
+        self.write_fd();
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            self.wake_sleepers();
+        }
     }
 
     /// Consume a pending signal, if any.
@@ -162,46 +197,33 @@ impl Event {
 
     /// Block until `ready()` returns true (then true) or `deadline` passes (then false). A `None`
     /// deadline waits forever. `ready` is re-checked after every wake-up, so spurious wake-ups are fine.
+    /// Any number of threads may wait on one event at once.
     pub fn wait_until(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
-        let mut warned = false;
         loop {
             if ready() {
                 return true;
             }
-            let fd = match self.fd() {
-                Ok(fd) => fd,
-                Err(e) => {
-                    // Out of descriptors: wait by polling every millisecond rather than fail the call.
-                    if !std::mem::replace(&mut warned, true) {
-                        log::warn!("no eventfd to sleep on ({e}); polling every millisecond instead");
-                    }
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return ready();
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                    continue;
-                }
-            };
-            self.register();
+            // The generation is read before announcing ourselves: a notification that sees us bumps it
+            // after this read, so the futex refuses to sleep on the stale value.
+            let generation = self.generation.load(Ordering::SeqCst);
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
             if ready() {
-                self.unregister();
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
                 return true;
             }
-            let timeout_ms = match deadline {
-                None => -1,
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        self.unregister();
+            let timeout = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => {
+                        self.sleepers.fetch_sub(1, Ordering::SeqCst);
                         return ready();
                     }
-                    // Round up so that we never wake just before the deadline and spin.
-                    (d - now).as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
-                }
+                },
             };
-            poll_one(fd, timeout_ms);
-            self.drain();
-            self.unregister();
+            sys::futex_wait(&self.generation, generation, timeout);
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -232,11 +254,6 @@ impl Default for Event {
     }
 }
 
-/// poll(2) one descriptor for readability; interrupted or failed polls simply return (callers re-check).
-fn poll_one(fd: BorrowedFd<'_>, timeout_ms: i32) {
-    poll_readable(&[Some(fd)], timeout_ms);
-}
-
 /// poll(2) several descriptors for readability, up to `timeout_ms` (-1: forever). Returns when any is
 /// readable, on timeout, or on a signal; callers re-check their conditions either way.
 pub(crate) fn poll_readable(fds: &[Option<BorrowedFd<'_>>], timeout_ms: i32) {
@@ -264,6 +281,59 @@ mod tests {
         let start = Instant::now();
         assert!(!ev.wait_until(Some(start + Duration::from_millis(30)), || false));
         assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn every_waiter_of_many_wakes_for_its_item() {
+        // Several threads take items from one queue (a shared UDP socket, a listener accepting in a
+        // thread pool); a producer adds items and notifies once per item. A waiter that swallowed the
+        // wake-ups of others (as one draining a shared eventfd counter can) would leave an item waiting
+        // with its taker asleep for good, and the round would never end.
+        use std::sync::atomic::AtomicUsize;
+        const WAITERS: usize = 3;
+        const ROUNDS: usize = 20_000;
+        let ev = Arc::new(Event::new());
+        let items = Arc::new(AtomicUsize::new(0));
+        let taken = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..WAITERS)
+            .map(|_| {
+                let (ev, items, taken, done) = (ev.clone(), items.clone(), taken.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let take = || {
+                        items.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+                    };
+                    loop {
+                        let mut got = false;
+                        ev.wait_until(None, || {
+                            got = take();
+                            got || done.load(Ordering::SeqCst)
+                        });
+                        if !got {
+                            return;
+                        }
+                        taken.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for round in 0..ROUNDS {
+            for _ in 0..WAITERS {
+                items.fetch_add(1, Ordering::SeqCst);
+                ev.notify();
+            }
+            let all = (round + 1) * WAITERS;
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            while taken.load(Ordering::SeqCst) < all {
+                assert!(Instant::now() < deadline, "round {round}: an item waits and its takers sleep");
+                std::thread::yield_now();
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+        ev.notify();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 
     #[test]
