@@ -781,20 +781,14 @@ fn time_wait_records_answer_for_their_connection_and_yield_to_a_new_syn() {
     // Out-of-place data on the record's 4-tuple gets the record's last ACK. The kernel, whose
     // socket is gone, answers that ACK with a reset whose sequence number is the ACK's: exactly the
     // record's RCV.NXT, which ends the record (a wrong ACK would leave it in place).
-    let stray = xdpstack::wire::TcpRepr {
-        src_port: port,
-        dst_port: 6300,
-        seq: xdpstack::wire::TcpSeqNumber(777),
-        ack: Some(xdpstack::wire::TcpSeqNumber(1)),
-        flags: xdpstack::wire::TcpFlags::PSH,
-        window_len: 64240,
-        max_seg_size: None,
-        window_scale: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload_len: 0,
-    };
+    let stray = xdpstack::wire::TcpRepr::new(
+        port,
+        6300,
+        xdpstack::wire::TcpSeqNumber(777),
+        Some(xdpstack::wire::TcpSeqNumber(1)),
+        xdpstack::wire::TcpFlags::PSH,
+        64240,
+    );
     tb.inject_from_peer(vec![tcp_frame(&tb, tb.config.peer_addr, &stray, b"stray")]).unwrap();
     assert!(
         wait_for(Duration::from_secs(3), || counter(&stack, "TWKilled") == 1 && !in_time_wait()),

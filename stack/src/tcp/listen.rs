@@ -135,18 +135,5 @@ pub fn reset_for(seg: &TcpRepr, payload_len: usize) -> Option<TcpRepr> {
             (Seq(0), Some(seg.seq + len))
         }
     };
-    Some(TcpRepr {
-        src_port: seg.dst_port,
-        dst_port: seg.src_port,
-        seq,
-        ack,
-        flags: TcpFlags::RST,
-        window_len: 0,
-        max_seg_size: None,
-        window_scale: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload_len: 0,
-    })
+    Some(TcpRepr::new(seg.dst_port, seg.src_port, seq, ack, TcpFlags::RST, 0))
 }

@@ -34,20 +34,7 @@ impl Connection {
         if let Some(seq) = self.reply_rst.take() {
             // A reset answering an unacceptable ACK: <SEQ=SEG.ACK><CTL=RST>, no ACK.
             self.counters.tcp_out_rsts.inc();
-            let repr = TcpRepr {
-                src_port: self.local.port(),
-                dst_port: self.remote.port(),
-                seq,
-                ack: None,
-                flags: TcpFlags::RST,
-                window_len: 0,
-                max_seg_size: None,
-                window_scale: None,
-                sack_permitted: false,
-                sack_ranges: [None; 3],
-                timestamp: None,
-                payload_len: 0,
-            };
+            let repr = TcpRepr::new(self.local.port(), self.remote.port(), seq, None, TcpFlags::RST, 0);
             self.counters.tcp_out_segs.inc();
             return Some(Segment { repr, payload_offset: 0 });
         }
@@ -98,18 +85,9 @@ impl Connection {
             }
         }
         let repr = TcpRepr {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
-            seq,
-            ack: Some(self.rcv_nxt),
-            flags,
-            window_len,
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
             sack_ranges,
             timestamp: self.ts_enabled.then(|| (self.ts_now(now), self.ts_recent)),
-            payload_len: 0,
+            ..TcpRepr::new(self.local.port(), self.remote.port(), seq, Some(self.rcv_nxt), flags, window_len)
         };
         self.last_ack_sent = self.rcv_nxt;
         self.ack_now = false;
@@ -366,18 +344,16 @@ impl Connection {
             }
         }
         let repr = TcpRepr {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
-            seq: self.snd_nxt,
-            ack: Some(self.rcv_nxt),
-            flags: TcpFlags::NONE,
-            window_len: 0,
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
             sack_ranges,
             timestamp: self.ts_enabled.then(|| (self.ts_now(now), self.ts_recent)),
-            payload_len: 0,
+            ..TcpRepr::new(
+                self.local.port(),
+                self.remote.port(),
+                self.snd_nxt,
+                Some(self.rcv_nxt),
+                TcpFlags::NONE,
+                0,
+            )
         };
         Segment { repr, payload_offset: 0 }
     }

@@ -141,18 +141,15 @@ impl TimeWait {
     fn ack(&self, now: Instant, seg: &TcpRepr) -> TcpRepr {
         let ts_now = ts_clock(self.epoch, self.ts_offset, now);
         TcpRepr {
-            src_port: seg.dst_port,
-            dst_port: seg.src_port,
-            seq: self.snd_nxt,
-            ack: Some(self.rcv_nxt),
-            flags: TcpFlags::NONE,
-            window_len: self.window,
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
-            sack_ranges: [None; 3],
             timestamp: self.ts_enabled.then_some((ts_now, self.ts_recent)),
-            payload_len: 0,
+            ..TcpRepr::new(
+                seg.dst_port,
+                seg.src_port,
+                self.snd_nxt,
+                Some(self.rcv_nxt),
+                TcpFlags::NONE,
+                self.window,
+            )
         }
     }
 
@@ -195,18 +192,8 @@ mod tests {
 
     fn seg(seq: u32, ack: Option<u32>, flags: TcpFlags, ts: Option<u32>) -> TcpRepr {
         TcpRepr {
-            src_port: 40000,
-            dst_port: 80,
-            seq: Seq(seq),
-            ack: ack.map(Seq),
-            flags,
-            window_len: 100,
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
-            sack_ranges: [None; 3],
             timestamp: ts.map(|v| (v, 0)),
-            payload_len: 0,
+            ..TcpRepr::new(40000, 80, Seq(seq), ack.map(Seq), flags, 100)
         }
     }
 

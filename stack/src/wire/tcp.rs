@@ -547,6 +547,32 @@ pub struct TcpRepr {
 pub const MAX_WINDOW_SCALE: u8 = 14;
 
 impl TcpRepr {
+    /// A segment header without options or payload; options and `payload_len` go on with struct update
+    /// syntax (`TcpRepr { timestamp, ..TcpRepr::new(..) }`).
+    pub const fn new(
+        src_port: u16,
+        dst_port: u16,
+        seq: TcpSeqNumber,
+        ack: Option<TcpSeqNumber>,
+        flags: TcpFlags,
+        window_len: u16,
+    ) -> TcpRepr {
+        TcpRepr {
+            src_port,
+            dst_port,
+            seq,
+            ack,
+            flags,
+            window_len,
+            max_seg_size: None,
+            window_scale: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload_len: 0,
+        }
+    }
+
     /// Parses a checked segment (the view covering exactly the IPv4 payload), verifying the checksum
     /// if `checksum` says so ([`Error::BadChecksum`]); malformed options give [`Error::BadOption`].
     /// Unknown options are skipped.
@@ -562,18 +588,15 @@ impl TcpRepr {
         }
         let flags = packet.flags();
         let mut repr = TcpRepr {
-            src_port: packet.src_port(),
-            dst_port: packet.dst_port(),
-            seq: packet.seq_number(),
-            ack: flags.contains(TcpFlags::ACK).then(|| packet.ack_number()),
-            flags: flags.without(TcpFlags::ACK),
-            window_len: packet.window_len(),
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
-            sack_ranges: [None; 3],
-            timestamp: None,
             payload_len: packet.payload().len(),
+            ..TcpRepr::new(
+                packet.src_port(),
+                packet.dst_port(),
+                packet.seq_number(),
+                flags.contains(TcpFlags::ACK).then(|| packet.ack_number()),
+                flags.without(TcpFlags::ACK),
+                packet.window_len(),
+            )
         };
         for option in TcpOptions::new(packet.options()) {
             match option? {

@@ -118,20 +118,7 @@ mod tests {
     }
 
     fn fin() -> TcpRepr {
-        TcpRepr {
-            src_port: 1,
-            dst_port: 80,
-            seq: TcpSeqNumber(0),
-            ack: Some(TcpSeqNumber(0)),
-            flags: TcpFlags::FIN,
-            window_len: 0,
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
-            sack_ranges: [None; 3],
-            timestamp: None,
-            payload_len: 0,
-        }
+        TcpRepr::new(1, 80, TcpSeqNumber(0), Some(TcpSeqNumber(0)), TcpFlags::FIN, 0)
     }
 
     #[test]

@@ -84,20 +84,7 @@ impl Endpoint {
 }
 
 /// A segment template from REMOTE to LOCAL (`..TEMPLATE` style updates in the tests).
-pub const TEMPLATE: TcpRepr = TcpRepr {
-    src_port: 80,
-    dst_port: 4000,
-    seq: Seq(0),
-    ack: None,
-    flags: TcpFlags::NONE,
-    window_len: 65535,
-    max_seg_size: None,
-    window_scale: None,
-    sack_permitted: false,
-    sack_ranges: [None; 3],
-    timestamp: None,
-    payload_len: 0,
-};
+pub const TEMPLATE: TcpRepr = TcpRepr::new(80, 4000, Seq(0), None, TcpFlags::NONE, 65535);
 
 /// A config without timestamps, SACK and window scaling, so that segments are easy to write by hand.
 pub fn plain_config() -> TcpConfig {
