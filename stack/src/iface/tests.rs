@@ -471,44 +471,33 @@ fn test_malformed_frames_are_counted_by_name_and_answered_by_nothing() {
 fn test_received_icmp_errors_reach_the_flow() {
     let mut i = us();
     let now = Instant::now();
-    // An ICMP port unreachable quoting a datagram we sent from port 4000 to the peer's port 53.
-    let sent = ipv4(IP_US, IP_PEER, IpProtocol::Udp, &[0x0f, 0xa0, 0, 53, 0, 8, 0, 0]);
-    let repr = Icmpv4Repr::DstUnreachable {
-        code: dst_unreachable::PORT_UNREACHABLE,
-        next_hop_mtu: 0,
-        invoking: &sent,
-    };
-    let mut p = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), ChecksumMode::Full);
     let mut rec = Recorder::default();
-    i.receive(
-        now,
-        &eth(MAC_US, EtherType::Ipv4, &ipv4(IP_PEER, IP_US, IpProtocol::Icmp, &p)),
-        &mut Vec::new(),
-        &mut rec,
+    // The peer answers a datagram we sent (`sent`, an IPv4 packet) with a destination unreachable.
+    let mut unreachable = |code: u8, sent: &[u8]| {
+        let repr = Icmpv4Repr::DstUnreachable { code, next_hop_mtu: 0, invoking: sent };
+        let mut p = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), ChecksumMode::Full);
+        let frame = eth(MAC_US, EtherType::Ipv4, &ipv4(IP_PEER, IP_US, IpProtocol::Icmp, &p));
+        i.receive(now, &frame, &mut Vec::new(), &mut rec);
+    };
+    // An ICMP port unreachable quoting a datagram we sent from port 4000 to the peer's port 53.
+    unreachable(
+        dst_unreachable::PORT_UNREACHABLE,
+        &ipv4(IP_US, IP_PEER, IpProtocol::Udp, &[0x0f, 0xa0, 0, 53, 0, 8, 0, 0]),
     );
+    // A host unreachable quoting a TCP segment (ports 4000 -> 80, sequence number 0x01020304): the
+    // sequence number rides along, for TCP's window check.
+    unreachable(1, &ipv4(IP_US, IP_PEER, IpProtocol::Tcp, &[0x0f, 0xa0, 0, 80, 1, 2, 3, 4]));
+    assert_eq!(rec.errors.len(), 2, "{:?}", rec.errors);
     assert_eq!(
-        rec.errors,
-        vec![IcmpError {
+        rec.errors[0],
+        IcmpError {
             kind: IcmpErrorKind::PortUnreachable,
             protocol: IpProtocol::Udp,
             local: SocketAddrV4::new(IP_US, 4000),
             remote: SocketAddrV4::new(IP_PEER, 53),
             tcp_seq: None,
-        }]
-    );
-    // A host unreachable quoting a TCP segment (ports 4000 -> 80, sequence number 0x01020304): the
-    // sequence number rides along, for TCP's window check.
-    let tcp_header = [0x0f, 0xa0, 0, 80, 1, 2, 3, 4];
-    let sent = ipv4(IP_US, IP_PEER, IpProtocol::Tcp, &tcp_header);
-    let repr = Icmpv4Repr::DstUnreachable { code: 1, next_hop_mtu: 0, invoking: &sent };
-    let mut p = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut Icmpv4Packet::new_unchecked(&mut p[..]), ChecksumMode::Full);
-    i.receive(
-        now,
-        &eth(MAC_US, EtherType::Ipv4, &ipv4(IP_PEER, IP_US, IpProtocol::Icmp, &p)),
-        &mut Vec::new(),
-        &mut rec,
+        }
     );
     assert_eq!(
         rec.errors[1],
