@@ -82,3 +82,51 @@ pub fn counter(stack: &Stack, name: &str) -> u64 {
 pub fn nonzero(stack: &Stack) -> Vec<(&'static str, u64)> {
     stack.counters().into_iter().filter(|(_, v)| *v != 0).collect()
 }
+
+/// A kernel TCP connection from the peer namespace to `addr`.
+pub fn kernel_connect(tb: &Testbed, addr: &str) -> std::io::Result<std::net::TcpStream> {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let s = tb
+        .in_peer_ns(move || std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)))
+        .unwrap()?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(s)
+}
+
+/// An Ethernet/IPv4 frame from `src` (on the peer's end) to the stack carrying `tcp` and `payload`.
+pub fn tcp_frame(
+    tb: &Testbed,
+    src: std::net::Ipv4Addr,
+    tcp: &xdpstack::wire::TcpRepr,
+    payload: &[u8],
+) -> Vec<u8> {
+    use xdpstack::wire::*;
+    let dst = tb.config.stack_addr;
+    let tcp = TcpRepr { payload_len: payload.len(), ..*tcp };
+    let mut seg = vec![0u8; tcp.header_len() + payload.len()];
+    seg[tcp.header_len()..].copy_from_slice(payload);
+    tcp.emit(&mut TcpPacket::new_unchecked(&mut seg[..]), src, dst, ChecksumMode::Full);
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Tcp,
+        payload_len: seg.len(),
+        ttl: 64,
+        ident: tcp.src_port,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+        dscp_ecn: 0,
+    };
+    let mut f = vec![0u8; 14 + 20 + seg.len()];
+    EthernetRepr {
+        src: EthernetAddress(tb.peer_mac),
+        dst: EthernetAddress(tb.stack_mac),
+        ethertype: EtherType::Ipv4,
+        vlan: None,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut f[..14]));
+    ip.emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    f[34..].copy_from_slice(&seg);
+    f
+}
